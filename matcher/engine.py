@@ -1,0 +1,922 @@
+"""The matching engine: one product's order book, pure and deterministic.
+
+It takes commands (``submit``, ``cancel``) and returns events; it performs no I/O, reads no
+clock and draws no random numbers, so replaying the same commands from the same snapshot gives
+the same events. Semantics follow Coinbase Exchange: price-time priority, fills at the resting
+(maker) order's price, limit orders GTC/IOC/FOK with post-only, market orders capped by size
+and/or (buys) by funds, self-trade prevention (dc, co, cn, cb; the taker's mode applies).
+
+Units are integers: prices in ticks, sizes in lots, funds and fees in the quote asset's internal
+units (``price * size * quote_units_per_tick_lot``). Fees are charged per fill, rounded up to
+the unit: ``fee = ceil(notional * rate)``.
+
+Example::
+
+    >>> from fractions import Fraction
+from itertools import pairwise
+    >>> book = OrderBook(quote_units_per_tick_lot=1, min_size_lots=1)
+    >>> book.submit(Order.limit("o1", "alice", SELL, price=100, size=5))
+    [Opened(seq=1, order_id='o1', account='alice', side='sell', price=100, size=5)]
+    >>> events = book.submit(Order.market("o2", "bob", BUY, size=2))
+    >>> [type(e).__name__ for e in events]
+    ['Fill', 'Done']
+    >>> fill = events[0]
+    >>> fill.price, fill.size, fill.notional, fill.maker_fee, fill.taker_fee
+    (100, 2, 200, 1, 1)
+    >>> book.cancel("o1")[0].remaining
+    3
+
+Events (NamedTuples; every one that changes state carries the next number of a gap-free,
+per-product sequence):
+
+* ``Opened``  — the order now rests on the book with ``size`` lots; its priority is ``seq``.
+* ``Fill``    — a trade at the maker's price, with both orders, both accounts, notional and fees.
+* ``Changed`` — an order's open size was reduced without a trade (self-trade prevention dc).
+* ``Done``    — the order left (or never entered) the book: ``reason`` is ``filled``,
+  ``canceled``, ``self_trade`` or ``rejected``; ``message`` says why (``post only``,
+  ``fok not filled``, ``size too small``, ``funds too small``, ``ioc``, ``no liquidity`` ...).
+* ``CancelRejected`` — ``cancel`` of an id that is not resting; no state changed, so no ``seq``.
+
+Self-trade prevention with dc for an order that has funds but no size behaves as cn (the taker's
+remainder is cancelled), as Coinbase does: there is no size to decrement by.
+
+Holds: a buy's fees are rounded up per fill, so ``ceil(total * rate)`` is not a safe fee hold for
+a limit buy that may fill in several pieces; use :meth:`OrderBook.buy_hold`. A market buy with
+``funds`` never spends (notional plus taker fees) past ``funds``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Hashable, Mapping
+from fractions import Fraction
+from itertools import pairwise
+from typing import Any, NamedTuple
+
+BUY = "buy"
+SELL = "sell"
+LIMIT = "limit"
+MARKET = "market"
+GTC = "GTC"
+IOC = "IOC"
+FOK = "FOK"
+STP_MODES = ("dc", "co", "cn", "cb")
+TIME_IN_FORCE = (GTC, IOC, FOK)
+
+__all__ = [
+    "BUY",
+    "FOK",
+    "GTC",
+    "IOC",
+    "LIMIT",
+    "MARKET",
+    "SELL",
+    "STP_MODES",
+    "CancelRejected",
+    "Changed",
+    "Done",
+    "DuplicateOrderId",
+    "Event",
+    "Fill",
+    "Opened",
+    "Order",
+    "OrderBook",
+]
+
+
+class DuplicateOrderId(ValueError):
+    """An order was submitted with the id of an order that is still resting (a caller bug)."""
+
+
+class Order(NamedTuple):
+    """A command to place an order. Build it with :meth:`limit` or :meth:`market`."""
+
+    id: Hashable
+    account: Hashable
+    side: str  # BUY or SELL
+    type: str  # LIMIT or MARKET
+    price: int | None = None  # ticks; limit orders only
+    size: int | None = None  # lots
+    funds: int | None = None  # quote internal units, market buys only; covers notional + fees
+    time_in_force: str = GTC
+    post_only: bool = False
+    stp: str = "dc"
+
+    @classmethod
+    def limit(
+        cls,
+        id: Hashable,
+        account: Hashable,
+        side: str,
+        price: int,
+        size: int,
+        time_in_force: str = GTC,
+        post_only: bool = False,
+        stp: str = "dc",
+    ) -> Order:
+        return cls(id, account, side, LIMIT, price, size, None, time_in_force, post_only, stp)
+
+    @classmethod
+    def market(
+        cls,
+        id: Hashable,
+        account: Hashable,
+        side: str,
+        size: int | None = None,
+        funds: int | None = None,
+        stp: str = "dc",
+    ) -> Order:
+        return cls(id, account, side, MARKET, None, size, funds, IOC, False, stp)
+
+
+class Opened(NamedTuple):
+    seq: int
+    order_id: Hashable
+    account: Hashable
+    side: str
+    price: int
+    size: int  # lots resting now
+
+
+class Fill(NamedTuple):
+    seq: int
+    maker_id: Hashable
+    taker_id: Hashable
+    maker_account: Hashable
+    taker_account: Hashable
+    price: int  # the maker's price, ticks
+    size: int  # lots
+    notional: int  # price * size * quote_units_per_tick_lot
+    maker_fee: int
+    taker_fee: int
+    taker_side: str
+
+
+class Changed(NamedTuple):
+    seq: int
+    order_id: Hashable
+    account: Hashable
+    side: str
+    price: int | None  # None for a market taker
+    old_size: int
+    new_size: int
+    reason: str  # "self_trade"
+
+
+class Done(NamedTuple):
+    seq: int
+    order_id: Hashable
+    account: Hashable
+    side: str
+    price: int | None  # None for a market order
+    reason: str  # filled | canceled | self_trade | rejected
+    message: str  # detail; for rejected the reject reason
+    remaining: int | None  # lots not filled and not otherwise accounted; None: funds-only order
+    remaining_funds: int | None  # unspent funds of a funds-capped order, else None
+
+
+class CancelRejected(NamedTuple):
+    order_id: Hashable
+    reason: str  # "not found": unknown or already done
+
+
+Event = Opened | Fill | Changed | Done | CancelRejected
+
+# Events are built with tuple.__new__ in hot paths: it skips the generated Python-level __new__
+# of NamedTuple, which costs more than the rest of a fill's bookkeeping.
+_new = tuple.__new__
+
+_MATCHED, _STOPPED, _BUDGET = 0, 1, 2
+
+
+class _Resting:
+    """A resting order. ``size == 0`` marks a lazily deleted (cancelled) entry in its queue."""
+
+    __slots__ = ("account", "id", "price", "priority", "side", "size", "stp")
+
+    def __init__(
+        self,
+        id: Hashable,
+        account: Hashable,
+        side: str,
+        price: int,
+        size: int,
+        stp: str,
+        priority: int,
+    ) -> None:
+        self.id = id
+        self.account = account
+        self.side = side
+        self.price = price
+        self.size = size
+        self.stp = stp
+        self.priority = priority
+
+
+class _Level:
+    """One price level: live size and count, and a FIFO that may hold cancelled entries."""
+
+    __slots__ = ("count", "orders", "price", "size")
+
+    def __init__(self, price: int) -> None:
+        self.price = price
+        self.size = 0
+        self.count = 0
+        self.orders: deque[_Resting] = deque()
+
+
+class _Side:
+    """One side of the book. ``keys`` is sorted ascending with the best level last (key = price
+    for bids, -price for asks), so the hot operations touch the end of a list."""
+
+    __slots__ = ("keys", "levels", "sign")
+
+    def __init__(self, sign: int) -> None:
+        self.levels: dict[int, _Level] = {}
+        self.keys: list[int] = []
+        self.sign = sign
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class OrderBook:
+    """One product's book. Not thread-safe; one owner feeds it commands in sequence."""
+
+    def __init__(
+        self,
+        quote_units_per_tick_lot: int,
+        min_size_lots: int = 1,
+        maker_fee: Fraction = Fraction(1, 1000),
+        taker_fee: Fraction = Fraction(2, 1000),
+        min_funds: int = 1,
+        seq: int = 0,
+    ) -> None:
+        """Complexity: O(1)."""
+        if not isinstance(quote_units_per_tick_lot, int) or quote_units_per_tick_lot < 1:
+            raise ValueError("quote_units_per_tick_lot must be a positive int")
+        if not isinstance(min_size_lots, int) or min_size_lots < 1:
+            raise ValueError("min_size_lots must be a positive int")
+        if not isinstance(min_funds, int) or min_funds < 1:
+            raise ValueError("min_funds must be a positive int")
+        maker_fee, taker_fee = Fraction(maker_fee), Fraction(taker_fee)
+        for rate in (maker_fee, taker_fee):
+            if not 0 <= rate < 1:
+                raise ValueError("fee rates must be in [0, 1)")
+        self.quote_units_per_tick_lot = quote_units_per_tick_lot
+        self.min_size_lots = min_size_lots
+        self.min_funds = min_funds
+        self._maker_num = maker_fee.numerator
+        self._maker_den = maker_fee.denominator
+        self._taker_num = taker_fee.numerator
+        self._taker_den = taker_fee.denominator
+        self._seq = seq
+        self._bids = _Side(1)
+        self._asks = _Side(-1)
+        self._index: dict[Hashable, _Resting] = {}
+
+    # ---------------------------------------------------------------- rules and helpers
+
+    @property
+    def maker_fee(self) -> Fraction:
+        return Fraction(self._maker_num, self._maker_den)
+
+    @property
+    def taker_fee(self) -> Fraction:
+        return Fraction(self._taker_num, self._taker_den)
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last event emitted (0 before any). Complexity: O(1)."""
+        return self._seq
+
+    def notional(self, price_ticks: int, size_lots: int) -> int:
+        """Quote internal units that ``size_lots`` at ``price_ticks`` are worth. O(1)."""
+        return price_ticks * size_lots * self.quote_units_per_tick_lot
+
+    def max_taker_fee(self, notional_units: int) -> int:
+        """The taker fee of one fill of this notional, rounded up. Complexity: O(1).
+
+        A limit buy that fills in several pieces pays up to one unit more per piece; hold
+        :meth:`buy_hold` for it instead.
+        """
+        return _ceil_div(notional_units * self._taker_num, self._taker_den)
+
+    def buy_hold(self, price_ticks: int, size_lots: int) -> int:
+        """Quote units that always cover a limit buy (notional plus every fee it can pay).
+
+        Fees are rounded up per fill and a fill is at least one lot, so the worst case is one
+        fill per lot at the limit price, at the higher of the two rates. Complexity: O(1).
+        """
+        per_lot = price_ticks * self.quote_units_per_tick_lot
+        rate = max(self.maker_fee, self.taker_fee)
+        return size_lots * (per_lot + _ceil_div(per_lot * rate.numerator, rate.denominator))
+
+    # ---------------------------------------------------------------- commands
+
+    def submit(self, order: Order) -> list[Any]:
+        """Match ``order`` and rest what the rules let rest; return the events.
+
+        Complexity: O(log L + F) for F orders touched (filled, or removed by self-trade
+        prevention, or cancelled entries skipped) and L levels; a new level costs an extra O(L)
+        memmove in the worst case. FOK adds a read-only walk over the orders it needs.
+        Raises :class:`DuplicateOrderId` if ``order.id`` is resting; every other problem with
+        the order is a ``Done(reason="rejected")`` event.
+        """
+        oid = order.id
+        if oid in self._index:
+            raise DuplicateOrderId(oid)
+        side = order.side
+        size = order.size
+        stp = order.stp
+        if order.type == LIMIT:
+            price = order.price
+            tif = order.time_in_force
+            reject = None
+            if side != BUY and side != SELL:
+                reject = "invalid side"
+            elif type(price) is not int or price < 1:
+                reject = "invalid price"
+            elif type(size) is not int or size < self.min_size_lots:
+                reject = "size too small"
+            elif tif != GTC and tif != IOC and tif != FOK:
+                reject = "invalid time in force"
+            elif stp not in STP_MODES:
+                reject = "invalid stp"
+            elif order.funds is not None:
+                reject = "funds only for market orders"
+            elif order.post_only and tif != GTC:
+                reject = "post only requires GTC"
+            if reject is not None:
+                return [self._rejected(order, reject)]
+            # Local binding: this block is the path of most orders (passive limits).
+            if side == BUY:
+                opp = self._asks
+                crosses = bool(opp.keys) and -opp.keys[-1] <= price
+            else:
+                opp = self._bids
+                crosses = bool(opp.keys) and opp.keys[-1] >= price
+            if not crosses:
+                if tif != GTC:
+                    # Nothing to take: IOC and FOK end at once.
+                    msg = "ioc" if tif == IOC else "fok not filled"
+                    reason = "canceled" if tif == IOC else "rejected"
+                    self._seq = seq = self._seq + 1
+                    return [
+                        _new(Done, (seq, oid, order.account, side, price, reason, msg, size, None))
+                    ]
+                return [self._rest(oid, order.account, side, price, size, stp)]
+            if order.post_only:
+                return [self._rejected(order, "post only")]
+            if tif == FOK and not self._fok_fillable(opp, order.account, price, size, stp):
+                return [self._rejected(order, "fok not filled")]
+            events: list[Any] = []
+            remaining, _, status = self._take(
+                events, opp, oid, order.account, side, price, size, None, stp
+            )
+            if status == _STOPPED:
+                return events
+            if remaining == 0:
+                self._seq = seq = self._seq + 1
+                events.append(
+                    _new(Done, (seq, oid, order.account, side, price, "filled", "", 0, None))
+                )
+            elif tif == GTC:
+                events.append(self._rest(oid, order.account, side, price, remaining, stp))
+            else:
+                # FOK was checked fillable, so only IOC gets here with a remainder.
+                self._seq = seq = self._seq + 1
+                events.append(
+                    _new(
+                        Done,
+                        (seq, oid, order.account, side, price, "canceled", "ioc", remaining, None),
+                    )
+                )
+            return events
+        if order.type != MARKET:
+            return [self._rejected(order, "invalid order type")]
+        return self._market(order)
+
+    def cancel(self, order_id: Hashable) -> list[Any]:
+        """Cancel a resting order. Complexity: O(1) amortised (lazy deletion; a level's queue is
+        compacted when it is mostly cancelled entries; an emptied level costs O(L) memmove).
+
+        Returns ``[Done(reason="canceled")]``, or ``[CancelRejected]`` if the id is not resting.
+        """
+        r = self._index.pop(order_id, None)
+        if r is None:
+            return [_new(CancelRejected, (order_id, "not found"))]
+        side = self._bids if r.side == BUY else self._asks
+        price = r.price
+        level = side.levels[price]
+        remaining = r.size
+        level.size -= remaining
+        level.count -= 1
+        r.size = 0
+        if level.count == 0:
+            self._drop_level(side, price)
+        elif len(level.orders) > 2 * level.count + 16:
+            # Bounds the memory of cancelled entries in a level that never drains.
+            level.orders = deque([o for o in level.orders if o.size])
+        self._seq = seq = self._seq + 1
+        return [
+            _new(Done, (seq, order_id, r.account, r.side, price, "canceled", "", remaining, None))
+        ]
+
+    # ---------------------------------------------------------------- queries
+
+    def best_bid(self) -> int | None:
+        """Best bid price in ticks, or None. Complexity: O(1)."""
+        keys = self._bids.keys
+        return keys[-1] if keys else None
+
+    def best_ask(self) -> int | None:
+        """Best ask price in ticks, or None. Complexity: O(1)."""
+        keys = self._asks.keys
+        return -keys[-1] if keys else None
+
+    def depth(self, side: str, levels: int | None = None) -> list[tuple[int, int, int]]:
+        """L2: ``(price, total size, order count)`` of the best ``levels`` levels of ``side``,
+        best first. Complexity: O(k) for k levels returned."""
+        s = self._side(side)
+        keys = s.keys
+        n = len(keys) if levels is None else min(levels, len(keys))
+        out = []
+        for i in range(1, n + 1):
+            lv = s.levels[keys[-i] * s.sign]
+            out.append((lv.price, lv.size, lv.count))
+        return out
+
+    def orders(self, side: str) -> list[tuple[int, int, Hashable]]:
+        """L3: ``(price, size, order id)`` of every resting order of ``side`` in priority order.
+        Complexity: O(n) in orders (and cancelled entries not yet compacted)."""
+        s = self._side(side)
+        return [
+            (o.price, o.size, o.id)
+            for k in reversed(s.keys)
+            for o in s.levels[k * s.sign].orders
+            if o.size
+        ]
+
+    def order(self, order_id: Hashable) -> dict[str, Any] | None:
+        """The resting order with this id as a snapshot row, or None. Complexity: O(1)."""
+        r = self._index.get(order_id)
+        return None if r is None else _row(r)
+
+    def __len__(self) -> int:
+        """Number of resting orders. Complexity: O(1)."""
+        return len(self._index)
+
+    def __contains__(self, order_id: Hashable) -> bool:
+        """Whether ``order_id`` rests on the book. Complexity: O(1)."""
+        return order_id in self._index
+
+    # ---------------------------------------------------------------- snapshot / restore
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data (ints, strings, lists, dicts; ids and accounts as given) from which
+        :meth:`restore` rebuilds this book exactly. Complexity: O(n log n).
+
+        ``{"seq": int, "rules": {...constructor ints...}, "orders": [{"id", "account", "side",
+        "price", "size", "stp", "priority"}, ...]}`` with orders by priority (the ``seq`` of the
+        ``Opened`` event that put them on the book).
+        """
+        rows = sorted((_row(r) for r in self._index.values()), key=lambda row: row["priority"])
+        return {
+            "seq": self._seq,
+            "rules": {
+                "quote_units_per_tick_lot": self.quote_units_per_tick_lot,
+                "min_size_lots": self.min_size_lots,
+                "min_funds": self.min_funds,
+                "maker_fee": [self._maker_num, self._maker_den],
+                "taker_fee": [self._taker_num, self._taker_den],
+            },
+            "orders": rows,
+        }
+
+    @classmethod
+    def restore(
+        cls, snapshot: Mapping[str, Any], rules: Mapping[str, Any] | None = None
+    ) -> OrderBook:
+        """Rebuild a book from :meth:`snapshot` output (or equivalent database rows).
+
+        ``rules`` overrides ``snapshot["rules"]`` (which may then be absent); fee rates may be
+        Fractions or ``[numerator, denominator]``. Raises ValueError if the orders are not a
+        valid book (duplicate ids or priorities, priority past ``seq``, crossed, bad sizes).
+        Complexity: O(n log n).
+        """
+        given = dict(snapshot.get("rules") or {})
+        given.update(rules or {})
+        for fee in ("maker_fee", "taker_fee"):
+            if isinstance(given.get(fee), (list, tuple)):
+                given[fee] = Fraction(*given[fee])
+        seq = int(snapshot["seq"])
+        book = cls(**given, seq=seq)
+        last = 0
+        for row in sorted(snapshot["orders"], key=lambda row: int(row["priority"])):
+            oid, side, price, size = row["id"], row["side"], row["price"], row["size"]
+            priority = int(row["priority"])
+            if priority <= last or priority > seq:
+                raise ValueError(f"bad priority {priority} for order {oid!r}")
+            last = priority
+            if oid in book._index:
+                raise ValueError(f"duplicate order id {oid!r}")
+            if side not in (BUY, SELL) or row["stp"] not in STP_MODES:
+                raise ValueError(f"bad side or stp for order {oid!r}")
+            if type(price) is not int or price < 1 or type(size) is not int or size < 1:
+                raise ValueError(f"bad price or size for order {oid!r}")
+            book._place(_Resting(oid, row["account"], side, price, size, row["stp"], priority))
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is not None and ask is not None and bid >= ask:
+            raise ValueError("crossed book")
+        return book
+
+    # ---------------------------------------------------------------- invariants
+
+    def _check(self) -> None:
+        """Assert every internal invariant. For tests; O(n)."""
+        live = 0
+        for s, side in ((self._bids, BUY), (self._asks, SELL)):
+            keys = s.keys
+            assert all(a < b for a, b in pairwise(keys)), "keys not strictly sorted"
+            assert len(keys) == len(s.levels), "keys and levels differ"
+            assert {k * s.sign for k in keys} == set(s.levels), "keys and levels differ"
+            for price, lv in s.levels.items():
+                assert lv.price == price
+                assert lv.count > 0, "empty level kept"
+                alive = [o for o in lv.orders if o.size]
+                assert lv.count == len(alive), "level count"
+                assert lv.size == sum(o.size for o in alive), "level size"
+                prio = [o.priority for o in alive]
+                assert prio == sorted(prio) and len(set(prio)) == len(prio), "FIFO order"
+                for o in alive:
+                    assert o.size > 0 and o.price == price and o.side == side
+                    assert self._index.get(o.id) is o, "index mismatch"
+                    assert 0 < o.priority <= self._seq
+                    assert o.stp in STP_MODES
+                for o in lv.orders:
+                    if not o.size:
+                        assert self._index.get(o.id) is not o, "cancelled entry indexed"
+                live += len(alive)
+        assert live == len(self._index), "index has orders not on the book"
+        bid, ask = self.best_bid(), self.best_ask()
+        assert bid is None or ask is None or bid < ask, "crossed book"
+
+    # ---------------------------------------------------------------- internals
+
+    def _side(self, side: str) -> _Side:
+        if side == BUY:
+            return self._bids
+        if side == SELL:
+            return self._asks
+        raise ValueError(f"side must be {BUY!r} or {SELL!r}")
+
+    def _rejected(self, order: Order, message: str) -> Done:
+        self._seq = seq = self._seq + 1
+        price = order.price if order.type == LIMIT else None
+        remaining = order.size if type(order.size) is int else None
+        funds = order.funds if type(order.funds) is int else None
+        return _new(
+            Done,
+            (
+                seq,
+                order.id,
+                order.account,
+                order.side,
+                price,
+                "rejected",
+                message,
+                remaining,
+                funds,
+            ),
+        )
+
+    def _rest(
+        self, oid: Hashable, account: Hashable, side: str, price: int, size: int, stp: str
+    ) -> Opened:
+        self._seq = seq = self._seq + 1
+        self._place(_Resting(oid, account, side, price, size, stp, seq))
+        return _new(Opened, (seq, oid, account, side, price, size))
+
+    def _place(self, r: _Resting) -> None:
+        s = self._bids if r.side == BUY else self._asks
+        price = r.price
+        level = s.levels.get(price)
+        if level is None:
+            level = s.levels[price] = _Level(price)
+            insort(s.keys, price * s.sign)
+        level.orders.append(r)
+        level.size += r.size
+        level.count += 1
+        self._index[r.id] = r
+
+    def _drop_level(self, s: _Side, price: int) -> None:
+        del s.levels[price]
+        keys = s.keys
+        key = price * s.sign
+        if keys[-1] == key:
+            keys.pop()
+        else:
+            del keys[bisect_left(keys, key)]
+
+    def _fok_fillable(self, opp: _Side, account: Hashable, price: int, size: int, stp: str) -> bool:
+        # Replays the walk _take would make without changing anything. Own orders under co are
+        # cancelled and skipped; under any other mode they stop or shrink the taker.
+        need = size
+        sign = opp.sign
+        for key in reversed(opp.keys):
+            lp = key * sign
+            if (lp > price) if sign < 0 else (lp < price):
+                return False
+            for o in opp.levels[lp].orders:
+                if not o.size:
+                    continue
+                if o.account == account:
+                    if stp == "co":
+                        continue
+                    return False
+                need -= o.size
+                if need <= 0:
+                    return True
+        return False
+
+    def _market(self, order: Order) -> list[Any]:
+        side, size, funds, stp = order.side, order.size, order.funds, order.stp
+        reject = None
+        if side != BUY and side != SELL:
+            reject = "invalid side"
+        elif size is None and funds is None:
+            reject = "size or funds required"
+        elif size is not None and (type(size) is not int or size < self.min_size_lots):
+            reject = "size too small"
+        elif funds is not None and side != BUY:
+            reject = "funds only for market buys"
+        elif funds is not None and (type(funds) is not int or funds < self.min_funds):
+            reject = "funds too small"
+        elif stp not in STP_MODES:
+            reject = "invalid stp"
+        elif order.price is not None:
+            reject = "price not allowed on market orders"
+        elif order.post_only:
+            reject = "post only requires limit"
+        if reject is not None:
+            return [self._rejected(order, reject)]
+        opp = self._asks if side == BUY else self._bids
+        events: list[Any] = []
+        oid, account = order.id, order.account
+        if size is None and stp == "dc":
+            stp = "cn"  # nothing to decrement a funds-only taker by (Coinbase does the same)
+        remaining, left, status = self._take(
+            events, opp, oid, account, side, None, size, funds, stp
+        )
+        if status == _STOPPED:
+            return events
+        filled = any(type(e) is Fill for e in events)
+        if remaining == 0:
+            reason, msg = "filled", ""
+        elif status == _BUDGET:
+            # The budget cannot buy one more lot at the best price left.
+            reason, msg = ("filled", "") if filled else ("rejected", "funds too small")
+        else:
+            reason, msg = "canceled", "no liquidity"
+        self._seq = seq = self._seq + 1
+        events.append(_new(Done, (seq, oid, account, side, None, reason, msg, remaining, left)))
+        return events
+
+    def _take(
+        self,
+        events: list[Any],
+        opp: _Side,
+        oid: Hashable,
+        account: Hashable,
+        side: str,
+        limit: int | None,
+        remaining: int | None,
+        funds: int | None,
+        stp: str,
+    ) -> tuple[int | None, int | None, int]:
+        """Match a taker against ``opp``; return (remaining size, funds left, status).
+
+        ``remaining`` None means no size cap (funds only); ``limit`` None means any price.
+        Status is _STOPPED when STP cancelled the taker (its Done has been emitted), _BUDGET
+        when the funds cannot buy one more lot, else _MATCHED.
+        """
+        # Hot loop: bind everything read per fill to locals (attribute lookups dominate here).
+        keys = opp.keys
+        levels = opp.levels
+        sign = opp.sign
+        index = self._index
+        q_units = self.quote_units_per_tick_lot
+        mnum, mden = self._maker_num, self._maker_den
+        tnum, tden = self._taker_num, self._taker_den
+        per_funds_den = tden + tnum
+        seq = self._seq
+        append = events.append
+        stopped = False
+        while keys:
+            price = keys[-1] * sign
+            if limit is not None and ((price > limit) if sign < 0 else (price < limit)):
+                break
+            level = levels[price]
+            q = level.orders
+            while True:
+                maker = q[0]
+                msize = maker.size
+                if not msize:
+                    q.popleft()
+                    continue
+                if maker.account == account:
+                    # Self-trade prevention: the taker's mode decides; never a trade.
+                    seq, remaining, stopped = self._self_trade(
+                        append,
+                        seq,
+                        level,
+                        maker,
+                        oid,
+                        account,
+                        side,
+                        limit,
+                        remaining,
+                        funds,
+                        stp,
+                    )
+                    if stopped or not level.count:
+                        break
+                    continue
+                n = msize if remaining is None or remaining > msize else remaining
+                if funds is not None:
+                    afford = funds * tden // (price * q_units * per_funds_den)
+                    if afford < n:
+                        n = afford
+                        if not n:
+                            self._seq = seq
+                            return remaining, funds, _BUDGET
+                notional = price * n * q_units
+                tfee = -(-notional * tnum // tden)
+                seq += 1
+                append(
+                    _new(
+                        Fill,
+                        (
+                            seq,
+                            maker.id,
+                            oid,
+                            maker.account,
+                            account,
+                            price,
+                            n,
+                            notional,
+                            -(-notional * mnum // mden),
+                            tfee,
+                            side,
+                        ),
+                    )
+                )
+                if funds is not None:
+                    funds -= notional + tfee
+                if remaining is not None:
+                    remaining -= n
+                level.size -= n
+                if n == msize:
+                    q.popleft()
+                    level.count -= 1
+                    del index[maker.id]
+                    maker.size = 0
+                    seq += 1
+                    append(
+                        _new(
+                            Done,
+                            (
+                                seq,
+                                maker.id,
+                                maker.account,
+                                maker.side,
+                                price,
+                                "filled",
+                                "",
+                                0,
+                                None,
+                            ),
+                        )
+                    )
+                    if not level.count:
+                        break
+                else:
+                    maker.size = msize - n
+                if remaining == 0:
+                    break
+            if not level.count:
+                del levels[price]
+                keys.pop()
+            if stopped or remaining == 0:
+                break
+        self._seq = seq
+        return remaining, funds, _STOPPED if stopped else _MATCHED
+
+    def _self_trade(
+        self,
+        append: Any,
+        seq: int,
+        level: _Level,
+        maker: _Resting,
+        oid: Hashable,
+        account: Hashable,
+        side: str,
+        limit: int | None,
+        remaining: int | None,
+        funds: int | None,
+        stp: str,
+    ) -> tuple[int, int | None, bool]:
+        """Apply STP between the taker and its own resting ``maker`` at the front of ``level``.
+        Returns (seq, taker remaining, taker stopped)."""
+        msize = maker.size
+        cancel_maker = stp == "co" or stp == "cb"
+        cancel_taker = stp == "cn" or stp == "cb"
+        if stp == "dc":
+            # remaining is not None: funds-only takers were switched to cn by the caller.
+            assert remaining is not None
+            if remaining < msize:
+                seq += 1
+                append(
+                    _new(
+                        Changed,
+                        (
+                            seq,
+                            maker.id,
+                            maker.account,
+                            maker.side,
+                            maker.price,
+                            msize,
+                            msize - remaining,
+                            "self_trade",
+                        ),
+                    )
+                )
+                maker.size = msize - remaining
+                level.size -= remaining
+                cancel_taker = True
+            elif remaining == msize:
+                cancel_maker = cancel_taker = True
+            else:
+                cancel_maker = True
+                seq += 1
+                append(
+                    _new(
+                        Changed,
+                        (
+                            seq,
+                            oid,
+                            account,
+                            side,
+                            limit,
+                            remaining,
+                            remaining - msize,
+                            "self_trade",
+                        ),
+                    )
+                )
+                remaining -= msize
+        if cancel_maker:
+            level.orders.popleft()
+            level.count -= 1
+            level.size -= msize
+            del self._index[maker.id]
+            maker.size = 0
+            seq += 1
+            append(
+                _new(
+                    Done,
+                    (
+                        seq,
+                        maker.id,
+                        maker.account,
+                        maker.side,
+                        maker.price,
+                        "self_trade",
+                        stp,
+                        msize,
+                        None,
+                    ),
+                )
+            )
+        if cancel_taker:
+            seq += 1
+            append(
+                _new(Done, (seq, oid, account, side, limit, "self_trade", stp, remaining, funds))
+            )
+            return seq, remaining, True
+        return seq, remaining, False
+
+
+def _row(r: _Resting) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "account": r.account,
+        "side": r.side,
+        "price": r.price,
+        "size": r.size,
+        "stp": r.stp,
+        "priority": r.priority,
+    }
