@@ -1,0 +1,124 @@
+"""The assets and products the exchange trades ("Money and pairs" in DESIGN.md).
+
+This is the one definition: `exchange migrate` seeds Postgres from it, the queues are named from
+it, and the infrastructure reads it. Operators change a live product's status in Postgres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    id: str
+    name: str
+    exponent: int  # internal unit = 10**-exponent
+    kind: str  # "crypto" | "fiat"
+    funding_increment: Decimal  # deposits and withdrawals move whole multiples of this
+
+    @property
+    def unit(self) -> Decimal:
+        return Decimal(1).scaleb(-self.exponent)
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    id: str
+    base: Asset
+    quote: Asset
+    tick: Decimal  # price step, in quote
+    lot: Decimal  # size step, in base
+    min_size: Decimal  # in base
+    min_market_funds: Decimal  # in quote
+    maker_fee_rate: Decimal
+    taker_fee_rate: Decimal
+
+    def __post_init__(self) -> None:
+        # price x size must be exact in the quote's internal unit, or a trade's value would round.
+        per_tick_lot = self.tick * self.lot / self.quote.unit
+        if per_tick_lot != per_tick_lot.to_integral_value() or per_tick_lot < 1:
+            raise ValueError(f"{self.id}: tick x lot is not a whole number of quote units")
+        if self.min_size % self.lot != 0:
+            raise ValueError(f"{self.id}: min size is off the lot grid")
+
+    @property
+    def quote_units_per_tick_lot(self) -> int:
+        """Quote internal units that one tick of price times one lot of size is worth."""
+        return int(self.tick * self.lot / self.quote.unit)
+
+    @property
+    def base_units_per_lot(self) -> int:
+        return int(self.lot / self.base.unit)
+
+    @property
+    def quote_units_per_tick(self) -> int:
+        """Quote internal units per whole base unit, for one tick of price (DB price unit)."""
+        return int(self.tick / self.quote.unit)
+
+    @property
+    def min_size_lots(self) -> int:
+        return int(self.min_size / self.lot)
+
+    @property
+    def maker_fee(self) -> Fraction:
+        return Fraction(self.maker_fee_rate)
+
+    @property
+    def taker_fee(self) -> Fraction:
+        return Fraction(self.taker_fee_rate)
+
+
+BTC = Asset("BTC", "Bitcoin", 8, "crypto", Decimal("0.00000001"))
+ETH = Asset("ETH", "Ether", 18, "crypto", Decimal("0.000000001"))  # 1 gwei
+USD = Asset("USD", "United States Dollar", 8, "fiat", Decimal("0.01"))
+
+ASSETS: dict[str, Asset] = {a.id: a for a in (BTC, ETH, USD)}
+
+_MAKER = Decimal("0.001")
+_TAKER = Decimal("0.002")
+
+PRODUCTS: dict[str, Product] = {
+    p.id: p
+    for p in (
+        Product(
+            "BTC-USD",
+            BTC,
+            USD,
+            Decimal("0.01"),
+            Decimal("0.000001"),
+            Decimal("0.0001"),
+            Decimal("1"),
+            _MAKER,
+            _TAKER,
+        ),
+        Product(
+            "ETH-USD",
+            ETH,
+            USD,
+            Decimal("0.01"),
+            Decimal("0.0001"),
+            Decimal("0.001"),
+            Decimal("1"),
+            _MAKER,
+            _TAKER,
+        ),
+        Product(
+            "ETH-BTC",
+            ETH,
+            BTC,
+            Decimal("0.00001"),
+            Decimal("0.001"),
+            Decimal("0.01"),
+            Decimal("0.0001"),
+            _MAKER,
+            _TAKER,
+        ),
+    )
+}
+
+# Fees land here; the account is a system user that never logs in.
+FEE_USER_ID = "00000000-0000-0000-0000-00000000fee0"
+FEE_USER_EMAIL = "fees@exchange.internal"

@@ -1,0 +1,78 @@
+"""How a route is declared: JSON replies, errors mapped in one place, an OpenAPI entry.
+
+Chalice has already turned a view's exception into a response before any middleware runs, so the
+mapping lives in this decorator, which every route uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Blueprint, Response
+from chalice.app import BadRequestError
+
+from chalicelib import openapi
+from chalicelib.errors import ApiError
+from chalicelib.logs import logger
+from chalicelib.money import MoneyError
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        headers=JSON_HEADERS | (headers or {}),
+    )
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"message": message}, status, headers)
+
+
+def route(
+    bp: Blueprint,
+    path: str,
+    *,
+    methods: tuple[str, ...] = ("GET",),
+    summary: str,
+    tag: str,
+    response: dict[str, Any] | None = None,
+    request: dict[str, Any] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    parameters: tuple[dict[str, Any], ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for method in methods:
+            openapi.register(
+                openapi.RouteDoc(
+                    path, method, summary, tag, status, response, request, errors, parameters
+                )
+            )
+
+        @functools.wraps(fn)
+        def view(*args: Any, **kwargs: Any) -> Response:
+            try:
+                result = fn(*args, **kwargs)
+            except ApiError as exc:
+                return error_response(exc.status, exc.message, exc.headers)
+            except MoneyError as exc:
+                return error_response(400, str(exc))
+            except BadRequestError as exc:  # Chalice's own: a body that is not JSON
+                return error_response(400, str(exc) or "Invalid JSON body")
+            except Exception:
+                logger.exception("unhandled error", extra={"path": path})
+                return error_response(500, "Internal server error")
+            if isinstance(result, Response):
+                return result
+            return json_response(result, status)
+
+        bp.route(path, methods=list(methods))(view)
+        return fn
+
+    return decorate

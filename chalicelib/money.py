@@ -1,0 +1,69 @@
+"""Exact money: strict parsing of decimal strings and conversion to integer internal units.
+
+Nothing here rounds. A value that is not exactly representable on the grid it is asked for is
+refused with a `MoneyError` whose message a client can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+# Plain positional decimals only: no sign, exponent, NaN, Infinity, whitespace or underscores.
+_DECIMAL_RE = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?|\.[0-9]+|[0-9]+\.")
+_MAX_CHARS = 40  # far above any real amount; bounds the work a hostile client can cause
+
+
+class MoneyError(ValueError):
+    """An amount a client sent that we will not accept; str(error) is the client message."""
+
+
+def parse_decimal(value: object, field: str) -> Decimal:
+    """Parse a client amount: a decimal string (or a JSON integer), strictly positive.
+
+    JSON floats are refused: by the time we see one, its exact value is already lost.
+    """
+    if isinstance(value, bool | float):
+        raise MoneyError(f"{field} must be a decimal string")
+    if isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise MoneyError(f"{field} must be a decimal string")
+    if len(text) > _MAX_CHARS or not _DECIMAL_RE.fullmatch(text):
+        raise MoneyError(f"{field} is not a valid number")
+    try:
+        amount = Decimal(text)
+    except InvalidOperation as exc:  # unreachable after the regex, kept for safety of changes
+        raise MoneyError(f"{field} is not a valid number") from exc
+    if amount <= 0:
+        raise MoneyError(f"{field} must be positive")
+    return amount
+
+
+def steps(amount: Decimal, step: Decimal) -> int:
+    """How many whole `step`s `amount` is; raises if it is not a whole number of them."""
+    count, remainder = divmod(amount, step)
+    if remainder != 0:
+        raise MoneyError(f"{amount} is not a multiple of {step}")
+    return int(count)
+
+
+def to_units(amount: Decimal, exponent: int) -> int:
+    """Decimal amount -> integer internal units (10**-exponent each), exactly or not at all."""
+    return steps(amount, Decimal(1).scaleb(-exponent))
+
+
+def from_units(units: int, exponent: int) -> Decimal:
+    """Integer internal units -> Decimal, exactly."""
+    return Decimal(units).scaleb(-exponent)
+
+
+def format_decimal(amount: Decimal, places: int) -> str:
+    """A decimal string with exactly `places` fraction digits, as Coinbase prints amounts."""
+    quantum = Decimal(1).scaleb(-places)
+    exact = amount.quantize(quantum)
+    if exact != amount:
+        raise ValueError(f"{amount} has more than {places} decimal places")
+    return f"{exact:f}"

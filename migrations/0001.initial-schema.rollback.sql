@@ -1,0 +1,12 @@
+DROP TABLE ledger_entries;
+DROP TABLE withdrawals;
+DROP TABLE deposits;
+DROP TABLE deposit_addresses;
+DROP TABLE trades;
+DROP TABLE orders;
+DROP TABLE product_state;
+DROP TABLE balances;
+DROP TABLE products;
+DROP TABLE assets;
+DROP TABLE api_keys;
+DROP TABLE users;
