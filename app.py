@@ -2,7 +2,8 @@
 
 from chalice import Chalice
 
-from chalicelib.routes import public
+from chalicelib.routes import accounts, auth, dev, public
 
 app = Chalice(app_name="exchange-orderbook")
-app.register_blueprint(public.bp)
+for blueprint in (public.bp, auth.bp, accounts.bp, dev.bp):
+    app.register_blueprint(blueprint)

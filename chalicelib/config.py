@@ -6,8 +6,11 @@ change the environment between cases.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 LOCAL_STAGES = frozenset({"local", "test"})
 
@@ -59,3 +62,36 @@ def settings() -> Settings:
         or DEFAULT_REGION,
         queue_prefix=os.environ.get("QUEUE_PREFIX") or f"exchange-{stage}",
     )
+
+
+def api_key_encryption_key() -> bytes:
+    """The 32-byte key that encrypts API key secrets at rest (`API_KEY_ENCRYPTION_KEY`, base64).
+
+    `prod` must be given one (from a secret store). Local and test stages without one use a
+    random key kept in the state directory, so no key is ever committed.
+    """
+    value = os.environ.get("API_KEY_ENCRYPTION_KEY")
+    stage = os.environ.get("STAGE", "local")
+    if not value:
+        if stage not in LOCAL_STAGES:
+            raise ConfigError(f"API_KEY_ENCRYPTION_KEY must be set in stage {stage!r}")
+        return _local_key_file()
+    key = base64.b64decode(value, validate=True)
+    if len(key) != 32:
+        raise ConfigError("API_KEY_ENCRYPTION_KEY must be 32 bytes, base64-encoded")
+    return key
+
+
+def _local_key_file() -> bytes:
+    path = Path(os.environ.get("EXCHANGE_STATE_DIR", ".dev")) / "api-key-encryption.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def int_env(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default

@@ -14,8 +14,9 @@ from typing import Any
 from chalice import Blueprint, Response
 from chalice.app import BadRequestError
 
-from chalicelib import openapi
-from chalicelib.errors import ApiError
+from chalicelib import openapi, ratelimit
+from chalicelib.auth import authenticate
+from chalicelib.errors import ApiError, Forbidden
 from chalicelib.logs import logger
 from chalicelib.money import MoneyError
 
@@ -46,7 +47,12 @@ def route(
     status: int = 200,
     errors: tuple[int, ...] = (),
     parameters: tuple[dict[str, Any], ...] = (),
+    auth: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a route. With `auth` ("view", "trade", "transfer", or "session" for routes only a
+    logged-in user may call), the view gets the caller's Principal as its first argument, and the
+    caller's private rate limit applies; without it the public limit per client IP applies."""
+
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         for method in methods:
             openapi.register(
@@ -58,7 +64,17 @@ def route(
         @functools.wraps(fn)
         def view(*args: Any, **kwargs: Any) -> Response:
             try:
-                result = fn(*args, **kwargs)
+                req = bp.current_request
+                if auth is None:
+                    ip = (req.context or {}).get("identity", {}).get("sourceIp", "?")
+                    ratelimit.take(f"ip:{ip}", ratelimit.public())
+                    result = fn(*args, **kwargs)
+                else:
+                    principal = authenticate(req, None if auth == "session" else auth)
+                    if auth == "session" and principal.token is None:
+                        raise Forbidden("this route needs a logged-in session, not an API key")
+                    ratelimit.take(principal.bucket, ratelimit.private())
+                    result = fn(principal, *args, **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, exc.message, exc.headers)
             except MoneyError as exc:

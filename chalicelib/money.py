@@ -21,9 +21,10 @@ class MoneyError(ValueError):
 def parse_decimal(value: object, field: str) -> Decimal:
     """Parse a client amount: a decimal string (or a JSON integer), strictly positive.
 
-    JSON floats are refused: by the time we see one, its exact value is already lost.
+    Fractional JSON numbers are refused even though we read them exactly (as Decimal): the
+    client that wrote one most likely held it as a binary float, already rounded.
     """
-    if isinstance(value, bool | float):
+    if isinstance(value, bool | float | Decimal):
         raise MoneyError(f"{field} must be a decimal string")
     if isinstance(value, int):
         text = str(value)

@@ -23,6 +23,7 @@ class RouteDoc:
     request: dict[str, Any] | None = None
     errors: tuple[int, ...] = ()
     parameters: tuple[dict[str, Any], ...] = field(default=())
+    authenticated: bool = False
 
 
 _ROUTES: list[RouteDoc] = []
@@ -57,6 +58,16 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
             "parameters": params + list(r.parameters),
             "responses": responses,
         }
+        if r.authenticated:
+            op["security"] = [
+                {"session": []},
+                {
+                    "cbAccessKey": [],
+                    "cbAccessSign": [],
+                    "cbAccessTimestamp": [],
+                    "cbAccessPassphrase": [],
+                },
+            ]
         if r.request is not None:
             op["requestBody"] = {
                 "required": True,
@@ -72,6 +83,23 @@ def document(version: str = "0.1.0") -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "http", "scheme": "bearer"},
+                "cbAccessKey": {"type": "apiKey", "in": "header", "name": "CB-ACCESS-KEY"},
+                "cbAccessSign": {"type": "apiKey", "in": "header", "name": "CB-ACCESS-SIGN"},
+                "cbAccessTimestamp": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "CB-ACCESS-TIMESTAMP",
+                },
+                "cbAccessPassphrase": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "CB-ACCESS-PASSPHRASE",
+                },
+            }
+        },
     }
 
 

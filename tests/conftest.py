@@ -8,10 +8,14 @@ session, a queue prefix per test) instead of truncating anything.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,6 +85,10 @@ def settings(
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "QUEUE_PREFIX": queue_prefix,
+        "API_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        # Generous limits by default; the rate-limit tests set Coinbase's own.
+        "RATE_LIMIT_PUBLIC": "10000/10000",
+        "RATE_LIMIT_PRIVATE": "10000/10000",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -97,3 +105,73 @@ def api(settings: Settings) -> Iterator[object]:
 
     with Client(app, stage_name="test") as client:
         yield client
+
+
+class Caller:
+    """A signed-up, logged-in user of the API, with helpers that speak to it over the test client.
+
+    `headers()` are the session's; `signed()` builds Coinbase CB-ACCESS-* headers for an API key.
+    """
+
+    def __init__(self, api: Any, email: str, password: str) -> None:
+        self.api = api
+        self.email = email
+        self.password = password
+        reply = api.http.post(
+            "/auth/signup", headers=JSON, body=json.dumps({"email": email, "password": password})
+        )
+        assert reply.status_code == 201, reply.body
+        self.user_id = json.loads(reply.body)["user_id"]
+        reply = api.http.post(
+            "/auth/login", headers=JSON, body=json.dumps({"email": email, "password": password})
+        )
+        assert reply.status_code == 200, reply.body
+        self.token = json.loads(reply.body)["token"]
+
+    def headers(self) -> dict[str, str]:
+        return JSON | {"Authorization": f"Bearer {self.token}"}
+
+    def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        raw = "" if body is None else json.dumps(body)
+        reply = getattr(self.api.http, method.lower())(
+            path, headers=headers if headers is not None else self.headers(), body=raw
+        )
+        return reply.status_code, json.loads(reply.body) if reply.body else None
+
+    def new_key(self, *permissions: str) -> dict[str, str]:
+        status, key = self.call(
+            "POST", "/api-keys", {"permissions": list(permissions), "passphrase": "correct horse"}
+        )
+        assert status == 201, key
+        return key
+
+    def fund(self, currency: str, amount: str) -> None:
+        status, body = self.call("POST", "/dev/faucet", {"currency": currency, "amount": amount})
+        assert status == 200, body
+
+
+def signed(
+    key: dict[str, str], method: str, path: str, body: str = "", timestamp: str | None = None
+) -> dict[str, str]:
+    from chalicelib.signing import sign
+
+    ts = timestamp or str(int(time.time()))
+    return JSON | {
+        "CB-ACCESS-KEY": key["key"],
+        "CB-ACCESS-PASSPHRASE": key["passphrase"],
+        "CB-ACCESS-TIMESTAMP": ts,
+        "CB-ACCESS-SIGN": sign(key["secret"], ts, method, path, body),
+    }
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def make_user(api: Any) -> Any:
+    def make() -> Caller:
+        return Caller(api, f"u{uuid.uuid4().hex[:12]}@example.com", "a long enough password")
+
+    return make

@@ -8,7 +8,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib import health, openapi, products
+from chalicelib import currencies, db, health, openapi, products
 from chalicelib.http import json_response, route
 
 bp = Blueprint(__name__)
@@ -79,3 +79,28 @@ def get_product(product_id: str) -> Any:
 @route(bp, "/openapi.json", summary="This document", tag="system", response={"type": "object"})
 def get_openapi() -> Any:
     return openapi.document()
+
+
+@route(
+    bp,
+    "/currencies",
+    summary="List currencies",
+    tag="market",
+    response={"type": "array", "items": currencies.CURRENCY_SCHEMA},
+)
+def list_currencies() -> Any:
+    with db.connection() as conn:
+        return currencies.list_currencies(conn)
+
+
+@route(
+    bp,
+    "/currencies/{currency_id}",
+    summary="One currency",
+    tag="market",
+    errors=(404,),
+    response=currencies.CURRENCY_SCHEMA,
+)
+def get_currency(currency_id: str) -> Any:
+    with db.connection() as conn:
+        return currencies.get_currency(conn, currency_id)

@@ -1,0 +1,132 @@
+"""The one way a balance changes. Every change of a balance writes its ledger row in the same
+transaction; moving funds between `available` and `hold` changes no balance and writes none.
+
+Each function takes an open connection and leaves committing to the caller, so a whole business
+operation (an order and its hold, a batch of fills) is one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import psycopg
+
+from chalicelib.catalog import ASSETS
+
+LEDGER_TYPES = frozenset({"transfer", "match", "fee", "rebate", "conversion"})
+
+
+class InsufficientFunds(Exception):
+    """The account's available (or held) amount is smaller than the move asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRef:
+    order_id: str | None = None
+    product_id: str | None = None
+    trade_id: int | None = None
+    transfer_id: str | None = None
+
+
+def open_accounts(conn: psycopg.Connection, user_id: str) -> None:
+    """One balance row per asset for a user; idempotent."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO balances (id, user_id, asset) VALUES (%s, %s, %s)
+               ON CONFLICT (user_id, asset) DO NOTHING""",
+            [(uuid.uuid4(), user_id, asset) for asset in ASSETS],
+        )
+
+
+def credit(
+    conn: psycopg.Connection, user_id: str, asset: str, amount: int, kind: str, ref: LedgerRef
+) -> int:
+    """Add `amount` (> 0) to available; returns the new balance."""
+    return _change(conn, user_id, asset, amount, 0, kind, ref)
+
+
+def debit(
+    conn: psycopg.Connection, user_id: str, asset: str, amount: int, kind: str, ref: LedgerRef
+) -> int:
+    """Take `amount` (> 0) from available; raises InsufficientFunds."""
+    return _change(conn, user_id, asset, -amount, 0, kind, ref)
+
+
+def spend_hold(
+    conn: psycopg.Connection, user_id: str, asset: str, amount: int, kind: str, ref: LedgerRef
+) -> int:
+    """Take `amount` (> 0) out of hold (a fill or a withdrawal paying from its hold)."""
+    return _change(conn, user_id, asset, 0, -amount, kind, ref)
+
+
+def place_hold(conn: psycopg.Connection, user_id: str, asset: str, amount: int) -> None:
+    """Move `amount` from available to hold, atomically, or raise InsufficientFunds.
+
+    One conditional UPDATE: two concurrent holds that each fit but together do not can never
+    both succeed (no read-then-write race).
+    """
+    _require_positive(amount)
+    row = conn.execute(
+        """UPDATE balances SET available = available - %(a)s, hold = hold + %(a)s
+           WHERE user_id = %(u)s AND asset = %(s)s AND available >= %(a)s RETURNING 1""",
+        {"a": amount, "u": user_id, "s": asset},
+    ).fetchone()
+    if row is None:
+        raise InsufficientFunds(asset)
+
+
+def release_hold(conn: psycopg.Connection, user_id: str, asset: str, amount: int) -> None:
+    """Move `amount` from hold back to available."""
+    _require_positive(amount)
+    row = conn.execute(
+        """UPDATE balances SET available = available + %(a)s, hold = hold - %(a)s
+           WHERE user_id = %(u)s AND asset = %(s)s AND hold >= %(a)s RETURNING 1""",
+        {"a": amount, "u": user_id, "s": asset},
+    ).fetchone()
+    if row is None:
+        raise InsufficientFunds(f"{asset} hold")
+
+
+def _require_positive(amount: int) -> None:
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise ValueError(f"amount must be a positive int, got {amount!r}")
+
+
+def _change(
+    conn: psycopg.Connection,
+    user_id: str,
+    asset: str,
+    d_available: int,
+    d_hold: int,
+    kind: str,
+    ref: LedgerRef,
+) -> int:
+    if kind not in LEDGER_TYPES:
+        raise ValueError(f"unknown ledger type {kind!r}")
+    _require_positive(abs(d_available + d_hold))
+    row = conn.execute(
+        """UPDATE balances SET available = available + %(da)s, hold = hold + %(dh)s
+           WHERE user_id = %(u)s AND asset = %(s)s
+             AND available + %(da)s >= 0 AND hold + %(dh)s >= 0
+           RETURNING id, available + hold""",
+        {"da": d_available, "dh": d_hold, "u": user_id, "s": asset},
+    ).fetchone()
+    if row is None:
+        raise InsufficientFunds(asset)
+    balance_id, balance = row
+    conn.execute(
+        """INSERT INTO ledger_entries (balance_id, amount, balance, type, order_id, product_id,
+             trade_id, transfer_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+        (
+            balance_id,
+            d_available + d_hold,
+            balance,
+            kind,
+            ref.order_id,
+            ref.product_id,
+            ref.trade_id,
+            ref.transfer_id,
+        ),
+    )
+    return int(balance)
