@@ -1,0 +1,293 @@
+"""Throughput, latency and memory of the matching engine, and the same workload through two
+PyPI engines for comparison.
+
+    python benchmarks/engine.py              # 1,000,000 operations
+    python benchmarks/engine.py --ops 100000 --no-peers
+
+The workload is generated once with a fixed seed, outside every timed region: 60% limit orders,
+30% cancels of uniformly random resting orders, 10% market orders; the mid price is a Gaussian
+random walk from 100,000 ticks (sigma 0.25 tick per operation); limit sides 50/50, 10% of them
+aggressive (0..5 ticks through the mid), the rest passive at 1 + floor(Exp(mean 10)) ticks from
+the mid; sizes uniform 1..100 lots; market orders IOC by size, uniform 1..100 lots.
+
+Choosing a *resting* order to cancel needs the book, so the generator runs the workload through
+our engine once as it goes (untimed); every timed run then replays the same list of commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import resource
+import statistics
+import sys
+import time
+import uuid
+from array import array
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from matcher.engine import BUY, SELL, Done, Opened, Order, OrderBook
+
+SEED = 20240601
+START_MID = 100_000
+ACCOUNTS = 1000
+
+# A command: (is_cancel, payload, (side, price, size, kind)) where payload is an Order for ours
+# or an order id to cancel; the last part lets the peers build their own order objects.
+Command = tuple[bool, Any, tuple[str, int, int, str]]
+
+
+def generate(n: int, seed: int = SEED) -> tuple[list[Command], dict[str, int]]:
+    rng = random.Random(seed)
+    book = OrderBook(quote_units_per_tick_lot=1)
+    resting: list[str] = []  # uniform choice and O(1) removal: swap with the last
+    where: dict[str, int] = {}
+
+    def track(events: list[Any]) -> None:
+        for e in events:
+            if type(e) is Opened:
+                where[e.order_id] = len(resting)
+                resting.append(e.order_id)
+            elif type(e) is Done and e.order_id in where:
+                i = where.pop(e.order_id)
+                last = resting.pop()
+                if i < len(resting):
+                    resting[i] = last
+                    where[last] = i
+
+    accounts = [f"acct-{i}" for i in range(ACCOUNTS)]
+    commands: list[Command] = []
+    counts = {"limit": 0, "aggressive": 0, "cancel": 0, "market": 0, "cancel-empty-book": 0}
+    mid = float(START_MID)
+    for _ in range(n):
+        mid += rng.gauss(0.0, 0.25)
+        m = round(mid)
+        r = rng.random()
+        if r < 0.30:
+            if resting:
+                oid = resting[rng.randrange(len(resting))]
+                counts["cancel"] += 1
+            else:
+                oid = str(uuid.UUID(int=rng.getrandbits(128)))
+                counts["cancel-empty-book"] += 1
+            commands.append((True, oid, ("", 0, 0, "cancel")))
+            track(book.cancel(oid))
+            continue
+        oid = str(uuid.UUID(int=rng.getrandbits(128)))
+        account = accounts[rng.randrange(ACCOUNTS)]
+        side = BUY if rng.random() < 0.5 else SELL
+        size = rng.randint(1, 100)
+        if r < 0.90:
+            counts["limit"] += 1
+            if rng.random() < 0.10:
+                counts["aggressive"] += 1
+                through = rng.randint(0, 5)
+                price = m + through if side == BUY else m - through
+            else:
+                away = 1 + int(rng.expovariate(1 / 10))
+                price = m - away if side == BUY else m + away
+            order = Order.limit(oid, account, side, price, size)
+            commands.append((False, order, (side, price, size, "limit")))
+        else:
+            counts["market"] += 1
+            order = Order.market(oid, account, side, size=size)
+            commands.append((False, order, (side, 0, size, "market")))
+        track(book.submit(order))
+    counts["resting at end"] = len(book)
+    return commands, counts
+
+
+def run_ours(commands: list[Command]) -> tuple[float, int]:
+    book = OrderBook(quote_units_per_tick_lot=1)
+    submit, cancel = book.submit, book.cancel
+    events = 0
+    t0 = time.perf_counter()
+    for is_cancel, payload, _ in commands:
+        events += len(cancel(payload) if is_cancel else submit(payload))
+    return time.perf_counter() - t0, events
+
+
+def rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def latency_pass(commands: list[Command]) -> tuple[array, list[tuple[int, int, int, int]]]:
+    book = OrderBook(quote_units_per_tick_lot=1)
+    submit, cancel = book.submit, book.cancel
+    clock = time.perf_counter_ns
+    lat = array("q", bytes(8 * len(commands)))
+    n = len(commands)
+    marks = {n * k // 4 - 1: k * 25 for k in (1, 2, 3, 4)}
+    memory = []
+    for i, (is_cancel, payload, _) in enumerate(commands):
+        t0 = clock()
+        if is_cancel:
+            cancel(payload)
+        else:
+            submit(payload)
+        lat[i] = clock() - t0
+        if i in marks:
+            queued = sum(
+                len(level.orders) for s in (book._bids, book._asks) for level in s.levels.values()
+            )
+            memory.append((marks[i], rss_kib(), len(book), queued))
+    return lat, memory
+
+
+# ---------------------------------------------------------------- peers
+
+
+def peer_lightmatchingengine(commands: list[Command]) -> Callable[[], float]:
+    from lightmatchingengine.lightmatchingengine import LightMatchingEngine, Side
+
+    def run() -> float:
+        lme = LightMatchingEngine()
+        add, cancel = lme.add_order, lme.cancel_order
+        ids: dict[str, int] = {}
+        buy, sell = Side.BUY, Side.SELL
+        far_buy, far_sell = 10 * START_MID, 1
+        t0 = time.perf_counter()
+        for is_cancel, payload, (side, price, size, kind) in commands:
+            if is_cancel:
+                lid = ids.pop(payload, None)
+                if lid is not None:
+                    cancel(lid, "X")
+            elif kind == "limit":
+                order, _ = add("X", price, size, buy if side == BUY else sell)
+                if order.leaves_qty:
+                    ids[payload.id] = order.order_id
+            else:
+                # No market orders: an IOC at a price that crosses everything, then cancel.
+                order, _ = add(
+                    "X", far_buy if side == BUY else far_sell, size, buy if side == BUY else sell
+                )
+                if order.leaves_qty:
+                    cancel(order.order_id, "X")
+        return time.perf_counter() - t0
+
+    return run
+
+
+def peer_pyorderbook(commands: list[Command]) -> Callable[[], float]:
+    import logging
+
+    from pyorderbook import Book, ask, bid
+
+    logging.getLogger("pyorderbook").setLevel(logging.WARNING)
+    logging.getLogger("pyorderbook.book").setLevel(logging.WARNING)
+
+    def run() -> float:
+        # Its Order objects are mutable and build a uuid4 and a Decimal: make them untimed.
+        orders: list[Any] = []
+        for _is_cancel, _payload, (side, price, size, kind) in commands:
+            if kind == "limit":
+                orders.append((bid if side == BUY else ask)("X", price, size))
+            elif kind == "market":
+                far = 10 * START_MID if side == BUY else 1
+                orders.append((bid if side == BUY else ask)("X", far, size))
+            else:
+                orders.append(None)
+        book = Book()
+        match, cancel = book.match, book.cancel
+        live: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        for (is_cancel, payload, (_side, _p, _s, kind)), order in zip(
+            commands, orders, strict=True
+        ):
+            if is_cancel:
+                theirs = live.pop(payload, None)
+                if theirs is not None and theirs.quantity:
+                    cancel(theirs)
+            else:
+                match(order)
+                if order.quantity:
+                    if kind == "limit":
+                        live[payload.id] = order
+                    else:
+                        cancel(order)
+        return time.perf_counter() - t0
+
+    return run
+
+
+# ---------------------------------------------------------------- main
+
+
+def percentile(sorted_values: list[int], p: float) -> int:
+    return sorted_values[min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ops", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--peer-runs", type=int, default=1)
+    parser.add_argument("--no-peers", action="store_true")
+    args = parser.parse_args()
+
+    print(f"CPython {sys.version.split()[0]} on {os.cpu_count()} cores, {args.ops:,} operations")
+    t0 = time.perf_counter()
+    commands, counts = generate(args.ops)
+    print(f"workload generated in {time.perf_counter() - t0:.1f} s (untimed): {counts}")
+    # The pre-generated workload is the harness's, not the engine's: keep the collector from
+    # rescanning it in every full collection during the timed runs.
+    gc.collect()
+    gc.freeze()
+
+    run_ours(commands[: min(len(commands), 50_000)])  # warm-up
+    timings = []
+    for _ in range(args.runs):
+        seconds, events = run_ours(commands)
+        timings.append(seconds)
+        gc.collect()
+    ours = args.ops / statistics.median(timings)
+    print(
+        f"ours: {ours:,.0f} ops/s (median of {args.runs}; best {args.ops / min(timings):,.0f}), "
+        f"{events:,} events per run"
+    )
+
+    lat, memory = latency_pass(commands)
+    values = sorted(lat)
+    print(
+        "latency per op: "
+        f"p50 {percentile(values, 50) / 1000:.2f} us, p99 {percentile(values, 99) / 1000:.2f} us,"
+        f" p99.9 {percentile(values, 99.9) / 1000:.2f} us, max {values[-1] / 1000:.0f} us"
+    )
+    print("memory during the latency pass (RSS includes the pre-generated workload):")
+    for pct, kib, resting, queued in memory:
+        print(
+            f"  {pct:3d}%: RSS {kib / 1024:7.1f} MiB, resting orders {resting:,},"
+            f" queue entries incl. lazily cancelled {queued:,}"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"peak RSS {peak / 1024:.1f} MiB")
+
+    if args.no_peers:
+        return
+    for name, factory in (
+        ("lightmatchingengine 2019.1.4", peer_lightmatchingengine),
+        ("pyorderbook 0.4.9", peer_pyorderbook),
+    ):
+        try:
+            run = factory(commands)
+            seconds = statistics.median(run() for _ in range(args.peer_runs))
+        except Exception as exc:  # a peer that cannot be installed or run is reported, not fatal
+            print(f"{name}: not measured ({type(exc).__name__}: {exc})")
+            continue
+        theirs = args.ops / seconds
+        print(f"{name}: {theirs:,.0f} ops/s; ours/peer = {ours / theirs:.2f}x")
+    print(
+        "peers: limit/cancel only (no events, STP or fees); a market order is sent to them as a"
+        " limit at a price crossing the whole book, its remainder cancelled."
+    )
+
+
+if __name__ == "__main__":
+    main()
