@@ -1,49 +1,4 @@
-"""The matching engine: one product's order book, pure and deterministic.
-
-It takes commands (``submit``, ``cancel``) and returns events; it performs no I/O, reads no
-clock and draws no random numbers, so replaying the same commands from the same snapshot gives
-the same events. Semantics follow Coinbase Exchange: price-time priority, fills at the resting
-(maker) order's price, limit orders GTC/IOC/FOK with post-only, market orders capped by size
-and/or (buys) by funds, self-trade prevention (dc, co, cn, cb; the taker's mode applies).
-
-Units are integers: prices in ticks, sizes in lots, funds and fees in the quote asset's internal
-units (``price * size * quote_units_per_tick_lot``). Fees are charged per fill, rounded up to
-the unit: ``fee = ceil(notional * rate)``.
-
-Example::
-
-    >>> from fractions import Fraction
-from itertools import pairwise
-    >>> book = OrderBook(quote_units_per_tick_lot=1, min_size_lots=1)
-    >>> book.submit(Order.limit("o1", "alice", SELL, price=100, size=5))
-    [Opened(seq=1, order_id='o1', account='alice', side='sell', price=100, size=5)]
-    >>> events = book.submit(Order.market("o2", "bob", BUY, size=2))
-    >>> [type(e).__name__ for e in events]
-    ['Fill', 'Done']
-    >>> fill = events[0]
-    >>> fill.price, fill.size, fill.notional, fill.maker_fee, fill.taker_fee
-    (100, 2, 200, 1, 1)
-    >>> book.cancel("o1")[0].remaining
-    3
-
-Events (NamedTuples; every one that changes state carries the next number of a gap-free,
-per-product sequence):
-
-* ``Opened``  — the order now rests on the book with ``size`` lots; its priority is ``seq``.
-* ``Fill``    — a trade at the maker's price, with both orders, both accounts, notional and fees.
-* ``Changed`` — an order's open size was reduced without a trade (self-trade prevention dc).
-* ``Done``    — the order left (or never entered) the book: ``reason`` is ``filled``,
-  ``canceled``, ``self_trade`` or ``rejected``; ``message`` says why (``post only``,
-  ``fok not filled``, ``size too small``, ``funds too small``, ``ioc``, ``no liquidity`` ...).
-* ``CancelRejected`` — ``cancel`` of an id that is not resting; no state changed, so no ``seq``.
-
-Self-trade prevention with dc for an order that has funds but no size behaves as cn (the taker's
-remainder is cancelled), as Coinbase does: there is no size to decrement by.
-
-Holds: a buy's fees are rounded up per fill, so ``ceil(total * rate)`` is not a safe fee hold for
-a limit buy that may fill in several pieces; use :meth:`OrderBook.buy_hold`. A market buy with
-``funds`` never spends (notional plus taker fees) past ``funds``.
-"""
+"""The order book and its matching: see the package docstring for the rules."""
 
 from __future__ import annotations
 
@@ -52,139 +7,29 @@ from collections import deque
 from collections.abc import Hashable, Mapping
 from fractions import Fraction
 from itertools import pairwise
-from typing import Any, NamedTuple
+from typing import Any
 
-BUY = "buy"
-SELL = "sell"
-LIMIT = "limit"
-MARKET = "market"
-GTC = "GTC"
-IOC = "IOC"
-FOK = "FOK"
-STP_MODES = ("dc", "co", "cn", "cb")
-_STP_SET = frozenset(STP_MODES)
-_SIDES = frozenset((BUY, SELL))
-TIME_IN_FORCE = (GTC, IOC, FOK)
-_TIF_SET = frozenset(TIME_IN_FORCE)
-
-__all__ = [
-    "BUY",
-    "FOK",
-    "GTC",
-    "IOC",
-    "LIMIT",
-    "MARKET",
-    "SELL",
-    "STP_MODES",
-    "CancelRejected",
-    "Changed",
-    "Done",
-    "DuplicateOrderId",
-    "Event",
-    "Fill",
-    "Opened",
-    "Order",
-    "OrderBook",
-]
-
-
-class DuplicateOrderId(ValueError):
-    """An order was submitted with the id of an order that is still resting (a caller bug)."""
-
-
-class Order(NamedTuple):
-    """A command to place an order. Build it with :meth:`limit` or :meth:`market`."""
-
-    id: Hashable
-    account: Hashable
-    side: str  # BUY or SELL
-    type: str  # LIMIT or MARKET
-    price: int | None = None  # ticks; limit orders only
-    size: int | None = None  # lots
-    funds: int | None = None  # quote internal units, market buys only; covers notional + fees
-    time_in_force: str = GTC
-    post_only: bool = False
-    stp: str = "dc"
-
-    @classmethod
-    def limit(
-        cls,
-        id: Hashable,
-        account: Hashable,
-        side: str,
-        price: int,
-        size: int,
-        time_in_force: str = GTC,
-        post_only: bool = False,
-        stp: str = "dc",
-    ) -> Order:
-        return cls(id, account, side, LIMIT, price, size, None, time_in_force, post_only, stp)
-
-    @classmethod
-    def market(
-        cls,
-        id: Hashable,
-        account: Hashable,
-        side: str,
-        size: int | None = None,
-        funds: int | None = None,
-        stp: str = "dc",
-    ) -> Order:
-        return cls(id, account, side, MARKET, None, size, funds, IOC, False, stp)
-
-
-class Opened(NamedTuple):
-    seq: int
-    order_id: Hashable
-    account: Hashable
-    side: str
-    price: int
-    size: int  # lots resting now
-
-
-class Fill(NamedTuple):
-    seq: int
-    maker_id: Hashable
-    taker_id: Hashable
-    maker_account: Hashable
-    taker_account: Hashable
-    price: int  # the maker's price, ticks
-    size: int  # lots
-    notional: int  # price * size * quote_units_per_tick_lot
-    maker_fee: int
-    taker_fee: int
-    taker_side: str
-
-
-class Changed(NamedTuple):
-    seq: int
-    order_id: Hashable
-    account: Hashable
-    side: str
-    price: int | None  # None for a market taker
-    old_size: int
-    new_size: int
-    reason: str  # "self_trade"
-
-
-class Done(NamedTuple):
-    seq: int
-    order_id: Hashable
-    account: Hashable
-    side: str
-    price: int | None  # None for a market order
-    reason: str  # filled | canceled | self_trade | rejected
-    message: str  # detail; for rejected the reject reason
-    remaining: int | None  # lots not filled and not otherwise accounted; None: funds-only order
-    remaining_funds: int | None  # unspent funds of a funds-capped order, else None
-
-
-class CancelRejected(NamedTuple):
-    order_id: Hashable
-    reason: str  # "not found": unknown or already done
-
-
-Event = Opened | Fill | Changed | Done | CancelRejected
+from .events import (
+    _SIDES,
+    _STP_SET,
+    _TIF_SET,
+    BUY,
+    FOK,
+    GTC,
+    IOC,
+    LIMIT,
+    MARKET,
+    SELL,
+    STP_MODES,
+    TIME_IN_FORCE,
+    CancelRejected,
+    Changed,
+    Done,
+    DuplicateOrderId,
+    Fill,
+    Opened,
+    Order,
+)
 
 # Events are built with tuple.__new__ in hot paths: it skips the generated Python-level __new__
 # of NamedTuple, which costs more than the rest of a fill's bookkeeping.
