@@ -12,8 +12,6 @@ the unit: ``fee = ceil(notional * rate)``.
 
 Example::
 
-    >>> from fractions import Fraction
-from itertools import pairwise
     >>> book = OrderBook(quote_units_per_tick_lot=1, min_size_lots=1)
     >>> book.submit(Order.limit("o1", "alice", SELL, price=100, size=5))
     [Opened(seq=1, order_id='o1', account='alice', side='sell', price=100, size=5)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import doctest
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -649,3 +650,8 @@ def test_the_engine_module_imports_nothing_that_does_io() -> None:
             else:
                 continue
             assert names <= allowed, (path, names)
+
+
+def test_the_example_in_the_module_docstring_runs() -> None:
+    result = doctest.testmod(engine_module)
+    assert result.attempted >= 5 and result.failed == 0
