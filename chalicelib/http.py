@@ -57,7 +57,16 @@ def route(
         for method in methods:
             openapi.register(
                 openapi.RouteDoc(
-                    path, method, summary, tag, status, response, request, errors, parameters
+                    path,
+                    method,
+                    summary,
+                    tag,
+                    status,
+                    response,
+                    request,
+                    (*errors, 401, 403, 429) if auth else (*errors, 429),
+                    parameters,
+                    authenticated=auth is not None,
                 )
             )
 
@@ -88,7 +97,9 @@ def route(
                 return result
             return json_response(result, status)
 
-        bp.route(path, methods=list(methods))(view)
+        # Any content type reaches the view, which reads the raw body itself: a client that
+        # forgets its Content-Type gets our {"message"} answer, not Chalice's own 415 shape.
+        bp.route(path, methods=list(methods), content_types=["*/*"])(view)
         return fn
 
     return decorate

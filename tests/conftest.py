@@ -11,9 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +180,67 @@ def make_user(api: Any) -> Any:
         return Caller(api, f"u{uuid.uuid4().hex[:12]}@example.com", "a long enough password")
 
     return make
+
+
+@dataclass(frozen=True)
+class LiveApi:
+    url: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def live_api(database_url: str, redis_url: str, sqs_endpoint: str) -> Iterator[LiveApi]:
+    """The API served over real HTTP by `chalice local` (stage test), as clients see it."""
+    port = services.free_port()
+    prefix = f"live{uuid.uuid4().hex[:8]}"
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "AWS_ENDPOINT_URL": sqs_endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "QUEUE_PREFIX": prefix,
+        "API_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "RATE_LIMIT_PUBLIC": "10000/10000",
+        "RATE_LIMIT_PRIVATE": "10000/10000",
+    }
+    cfg = Settings("test", database_url, redis_url, sqs_endpoint, "us-east-1", prefix)
+    queues.ensure_queues(sqs_client(cfg), queues.queue_specs(prefix, list(catalog.PRODUCTS)))
+    chalice = str(Path(sys.executable).with_name("chalice"))
+    proc = subprocess.Popen(
+        [
+            chalice,
+            "local",
+            "--stage",
+            "test",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-autoreload",
+        ],
+        cwd=Path(__file__).parent.parent,
+        env=os.environ | env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        services.wait_for_port("127.0.0.1", port, 60, "chalice local", proc)
+        yield LiveApi(f"http://127.0.0.1:{port}", env)
+    finally:
+        services.terminate(proc)
+
+
+def http_json(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    """One request over real HTTP; returns (status, parsed JSON body)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=JSON | (headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
