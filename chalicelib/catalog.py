@@ -62,6 +62,17 @@ class Product:
     def min_size_lots(self) -> int:
         return int(self.min_size / self.lot)
 
+    def limit_buy_hold(self, price_ticks: int, size_lots: int) -> int:
+        """Quote units a limit buy holds: enough for its notional and every fee it can pay.
+
+        Fees round up per fill and a fill is at least one lot, so the worst case is one fill per
+        lot at the limit price at the higher fee rate. The engine (matcher/engine, which cannot
+        import this module) states the same rule as `OrderBook.buy_hold`; a test holds them equal.
+        """
+        per_lot = price_ticks * self.quote_units_per_tick_lot
+        rate = max(self.maker_fee, self.taker_fee)
+        return size_lots * (per_lot + -(-per_lot * rate.numerator // rate.denominator))
+
     @property
     def maker_fee(self) -> Fraction:
         return Fraction(self.maker_fee_rate)

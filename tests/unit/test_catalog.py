@@ -38,3 +38,22 @@ def test_a_product_whose_trades_could_not_be_exact_is_refused() -> None:
             Decimal("0.001"),
             Decimal("0.002"),
         )
+
+
+def test_limit_buy_hold_is_the_engines_rule() -> None:
+    import random
+
+    from matcher.engine import OrderBook
+
+    rng = random.Random(7)
+    for product in PRODUCTS.values():
+        book = OrderBook(
+            product.quote_units_per_tick_lot,
+            product.min_size_lots,
+            product.maker_fee,
+            product.taker_fee,
+        )
+        for _ in range(2000):
+            price, size = rng.randint(1, 10**9), rng.randint(1, 10**6)
+            assert product.limit_buy_hold(price, size) == book.buy_hold(price, size)
+    assert PRODUCTS["BTC-USD"].limit_buy_hold(1001, 2) == 2 * (1001 + 3)
