@@ -2,8 +2,8 @@
 
 from chalice import Chalice
 
-from chalicelib.routes import accounts, auth, dev, public
+from chalicelib.routes import accounts, auth, dev, orders, public
 
 app = Chalice(app_name="exchange-orderbook")
-for blueprint in (public.bp, auth.bp, accounts.bp, dev.bp):
+for blueprint in (public.bp, auth.bp, accounts.bp, orders.bp, dev.bp):
     app.register_blueprint(blueprint)

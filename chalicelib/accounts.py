@@ -7,26 +7,13 @@ missing one does.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import psycopg
 
-from chalicelib import paging
-from chalicelib.catalog import ASSETS, PRODUCTS
-from chalicelib.errors import BadRequest, NotFound
-from chalicelib.money import format_decimal, from_units
-
-
-def amount_text(units: int | Decimal, asset: str) -> str:
-    exponent = ASSETS[asset].exponent
-    return format_decimal(from_units(int(units), exponent), exponent)
-
-
-def iso(ts: datetime | None) -> str | None:
-    return ts.isoformat().replace("+00:00", "Z") if ts else None
-
+from chalicelib import paging, wire
+from chalicelib.catalog import PRODUCTS
+from chalicelib.errors import NotFound
 
 ACCOUNT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -44,9 +31,9 @@ def _account(row: tuple[Any, ...]) -> dict[str, Any]:
     return {
         "id": str(balance_id),
         "currency": asset,
-        "balance": amount_text(available + hold, asset),
-        "available": amount_text(available, asset),
-        "hold": amount_text(hold, asset),
+        "balance": wire.asset_amount(available + hold, asset),
+        "available": wire.asset_amount(available, asset),
+        "hold": wire.asset_amount(hold, asset),
         "profile_id": str(user_id),
         "trading_enabled": True,
     }
@@ -132,9 +119,9 @@ def ledger(
         items.append(
             {
                 "id": str(entry_id),
-                "created_at": iso(created),
-                "amount": sign + amount_text(abs(amount), asset),
-                "balance": amount_text(balance, asset),
+                "created_at": wire.iso(created),
+                "amount": sign + wire.asset_amount(abs(amount), asset),
+                "balance": wire.asset_amount(balance, asset),
                 "type": kind,
                 "details": details,
             }
@@ -151,16 +138,6 @@ HOLD_SCHEMA: dict[str, Any] = {
 }
 
 
-def _hold_cursor(value: str | None, name: str) -> tuple[datetime, str] | None:
-    if value is None:
-        return None
-    stamp, _, ref = value.partition("_")
-    try:
-        return datetime.fromisoformat(stamp), _uuid_or_404(ref)
-    except (ValueError, NotFound) as exc:
-        raise BadRequest(f"{name} must be a cursor from CB-BEFORE or CB-AFTER") from exc
-
-
 def holds(
     conn: psycopg.Connection, user_id: str, account_id: str, page: paging.Page
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -171,8 +148,8 @@ def holds(
                 UNION ALL
                 SELECT id, created_at, amount + fee, 'transfer' FROM withdrawals
                 WHERE user_id = %(u)s AND asset = %(a)s AND status = 'pending'"""
-    before = _hold_cursor(page.before, "before")
-    after = _hold_cursor(page.after, "after")
+    before = None if page.before is None else paging.ts_cursor(page.before, "before")
+    after = None if page.after is None else paging.ts_cursor(page.after, "after")
     params: dict[str, Any] = {"u": user_id, "a": asset, "n": page.limit}
     if before is not None:
         params |= {"t": before[0], "i": before[1]}
@@ -194,14 +171,14 @@ def holds(
     items = [
         {
             "id": str(i),
-            "created_at": iso(c),
-            "amount": amount_text(a, asset),
+            "created_at": wire.iso(c),
+            "amount": wire.asset_amount(a, asset),
             "type": t,
             "ref": str(i),
         }
         for i, c, a, t in rows
     ]
-    cursor = [f"{r[1].isoformat()}_{r[0]}" for r in rows]
+    cursor = [paging.encode_ts_cursor(r[1], str(r[0])) for r in rows]
     return items, paging.headers(cursor[0] if cursor else None, cursor[-1] if cursor else None)
 
 
@@ -228,5 +205,5 @@ def fees(conn: psycopg.Connection, user_id: str) -> dict[str, Any]:
     return {
         "maker_fee_rate": f"{sample.maker_fee_rate:.4f}",
         "taker_fee_rate": f"{sample.taker_fee_rate:.4f}",
-        "usd_volume": amount_text(volume, "USD"),
+        "usd_volume": wire.asset_amount(volume, "USD"),
     }

@@ -7,7 +7,7 @@ refused with a `MoneyError` whose message a client can act on.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, localcontext
 
 # Plain positional decimals only: no sign, exponent, NaN, Infinity, whitespace or underscores.
 _DECIMAL_RE = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?|\.[0-9]+|[0-9]+\.")
@@ -43,11 +43,17 @@ def parse_decimal(value: object, field: str) -> Decimal:
     return amount
 
 
-def steps(amount: Decimal, step: Decimal) -> int:
-    """How many whole `step`s `amount` is; raises if it is not a whole number of them."""
-    count, remainder = divmod(amount, step)
+# Enough digits for any amount parse_decimal admits (40 characters) divided by any step, so
+# that division is exact and never raises for lack of precision (the default context has 28).
+_EXACT = Context(prec=120, traps=[InvalidOperation, DivisionByZero, Inexact])
+
+
+def steps(amount: Decimal, step: Decimal, message: str | None = None) -> int:
+    """How many whole `step`s `amount` is; raises MoneyError(message) if not a whole number."""
+    with localcontext(_EXACT):
+        count, remainder = divmod(amount, step)
     if remainder != 0:
-        raise MoneyError(f"{amount} is not a multiple of {step}")
+        raise MoneyError(message or f"{amount} is not a multiple of {step}")
     return int(count)
 
 

@@ -3,8 +3,10 @@ the next cursors in the CB-BEFORE / CB-AFTER response headers. Never OFFSET."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.errors import BadRequest
@@ -61,3 +63,22 @@ def headers(first: str | None, last: str | None) -> dict[str, str]:
     if last is not None:
         out["CB-AFTER"] = last
     return out
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def encode_ts_cursor(created_at: datetime, row_id: str) -> str:
+    """A URL-safe cursor for lists ordered by (created_at, id): exact microseconds and the id."""
+    return f"{(created_at - _EPOCH) // _MICROSECOND}_{row_id}"
+
+
+def ts_cursor(value: str, name: str) -> tuple[datetime, str]:
+    micros, _, row_id = value.partition("_")
+    try:
+        if not micros.isdigit() or len(micros) > 18:
+            raise ValueError(micros)
+        return _EPOCH + int(micros) * _MICROSECOND, str(uuid.UUID(row_id))
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be a cursor from CB-BEFORE or CB-AFTER") from exc

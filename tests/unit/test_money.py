@@ -65,3 +65,11 @@ def test_format_decimal_pads_and_never_rounds() -> None:
     assert format_decimal(Decimal("1.5"), 8) == "1.50000000"
     with pytest.raises(ValueError):
         format_decimal(Decimal("1.123"), 2)
+
+
+def test_steps_is_exact_for_the_longest_amounts() -> None:
+    huge = Decimal("9" * 38 + ".5")
+    assert steps(huge, Decimal("0.5")) == int("9" * 38) * 2 + 1
+    assert steps(Decimal("0." + "0" * 30 + "1"), Decimal("1E-31")) == 1
+    with pytest.raises(MoneyError, match="too precise"):
+        steps(Decimal("1" * 39 + ".001"), Decimal("0.01"), "price too precise")
