@@ -83,3 +83,57 @@ def test_exchange_dev_serves_products_and_stops_cleanly(
     assert proc.returncode == 0, rest
     assert "stopped api" in rest
     assert not services.port_open("127.0.0.1", port)
+
+
+def _can_unshare_network() -> bool:
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def test_exchange_dev_on_a_machine_where_nothing_runs(tmp_path: Path) -> None:
+    """In a network namespace of its own, nothing answers on any port: `exchange dev` must start
+    embedded Postgres and Redis and LocalStack itself, serve the API, and stop them all."""
+    import pytest
+
+    if not _can_unshare_network():
+        pytest.skip("needs root to make a network namespace (CI runs as root)")
+    script = tmp_path / "fresh.sh"
+    script.write_text(f"""
+set -e
+ip link set lo up
+export EXCHANGE_STATE_DIR={tmp_path}/state
+unset DATABASE_URL REDIS_URL AWS_ENDPOINT_URL QUEUE_PREFIX
+{sys.executable} -m ops.cli dev > {tmp_path}/dev.log 2>&1 &
+pid=$!
+for i in $(seq 1 480); do grep -q "Ctrl-C stops" {tmp_path}/dev.log && break; sleep 0.25; done
+{sys.executable} - <<'PY'
+import json, urllib.request
+products = json.load(urllib.request.urlopen("http://127.0.0.1:8000/products", timeout=10))
+health = json.load(urllib.request.urlopen("http://127.0.0.1:8000/health", timeout=10))
+print("PRODUCTS", sorted(p["id"] for p in products))
+print("HEALTH", health["status"])
+PY
+kill -INT $pid
+wait $pid
+echo "EXIT $?"
+""")
+    result = subprocess.run(
+        ["unshare", "-n", "bash", str(script)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    log = (tmp_path / "dev.log").read_text()
+    out = result.stdout + result.stderr + log
+    assert "PRODUCTS ['BTC-USD', 'ETH-BTC', 'ETH-USD']" in result.stdout, out
+    assert "HEALTH ok" in result.stdout, out
+    assert "EXIT 0" in result.stdout, out
+    for line in (
+        "postgres  postgresql://postgres@127.0.0.1:5432/exchange  (embedded)",
+        "redis     redis://127.0.0.1:6379/0  (embedded)",
+    ):
+        assert line in log, log
+    assert "(localstack)" in log or "(moto)" in log
+    for name in ("api", "sqs", "redis", "postgres"):
+        assert f"stopped {name}" in log, log
