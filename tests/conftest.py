@@ -72,6 +72,25 @@ def queue_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
+def service_env(
+    database_url: str, redis_url: str, sqs_endpoint: str, prefix: str
+) -> dict[str, str]:
+    """Environment for the API (or any process of ours) pointed at the test services."""
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "AWS_ENDPOINT_URL": sqs_endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "QUEUE_PREFIX": prefix,
+        "API_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        # Generous limits by default; the rate-limit tests set Coinbase's own.
+        "RATE_LIMIT_PUBLIC": "10000/10000",
+        "RATE_LIMIT_PRIVATE": "10000/10000",
+    }
+
+
 @pytest.fixture
 def settings(
     monkeypatch: pytest.MonkeyPatch,
@@ -81,20 +100,7 @@ def settings(
     queue_prefix: str,
 ) -> Settings:
     """The environment of a test stage pointed at the real services, with this test's queues."""
-    env = {
-        "STAGE": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "AWS_ENDPOINT_URL": sqs_endpoint,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "QUEUE_PREFIX": queue_prefix,
-        "API_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-        # Generous limits by default; the rate-limit tests set Coinbase's own.
-        "RATE_LIMIT_PUBLIC": "10000/10000",
-        "RATE_LIMIT_PRIVATE": "10000/10000",
-    }
+    env = {"STAGE": "test", **service_env(database_url, redis_url, sqs_endpoint, queue_prefix)}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     cfg = Settings("test", database_url, redis_url, sqs_endpoint, "us-east-1", queue_prefix)
@@ -193,18 +199,7 @@ def live_api(database_url: str, redis_url: str, sqs_endpoint: str) -> Iterator[L
     """The API served over real HTTP by `chalice local` (stage test), as clients see it."""
     port = services.free_port()
     prefix = f"live{uuid.uuid4().hex[:8]}"
-    env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "AWS_ENDPOINT_URL": sqs_endpoint,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "QUEUE_PREFIX": prefix,
-        "API_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "RATE_LIMIT_PUBLIC": "10000/10000",
-        "RATE_LIMIT_PRIVATE": "10000/10000",
-    }
+    env = service_env(database_url, redis_url, sqs_endpoint, prefix)
     cfg = Settings("test", database_url, redis_url, sqs_endpoint, "us-east-1", prefix)
     queues.ensure_queues(sqs_client(cfg), queues.queue_specs(prefix, list(catalog.PRODUCTS)))
     chalice = str(Path(sys.executable).with_name("chalice"))
