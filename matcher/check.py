@@ -1,0 +1,273 @@
+"""`exchange check`: verify the invariants of DESIGN.md against Postgres.
+
+Each check adds a line per violation (capped per check) to the report:
+
+1. conservation: per asset, sum(available + hold) over every balance (the fee account
+   included) == completed deposits - completed withdrawals (amount + fee: what left the user).
+2. holds: every live order holds exactly what it can still spend: a sell its open size; a
+   limit buy `limit_buy_hold(price, open lots)`; a pending market buy its funds. Open size =
+   size - filled_size - stp_size. Market orders are never open. A finished order holds nothing.
+   And an account's hold equals the holds of its live orders (plus pending withdrawals).
+3. ledger: per balance row, the sum of its ledger amounts == available + hold.
+4. trades: each has one maker and one taker order of its product, on opposite sides, at the
+   maker's price; every order's filled_size / executed_value / fill_fees equal its trades' sums.
+5. replay: per product, the orders' submits (by accepted_seq) and explicit cancels (by
+   cancel_seq), fed in that order through a fresh engine, reproduce exactly the product's
+   trades, its gap-free sequence up to product_state.last_seq, and its open orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import psycopg
+
+from chalicelib.catalog import PRODUCTS
+from matcher.books import ORDER_COLUMNS, OrderState, Rules
+from matcher.engine import Fill
+
+MAX_PER_CHECK = 20
+
+
+@dataclass
+class Report:
+    violations: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    _per_check: dict[str, int] = field(default_factory=dict)
+
+    def bad(self, check: str, message: str) -> None:
+        n = self._per_check.get(check, 0) + 1
+        self._per_check[check] = n
+        if n <= MAX_PER_CHECK:
+            self.violations.append(f"[{check}] {message}")
+        elif n == MAX_PER_CHECK + 1:
+            self.violations.append(f"[{check}] ... more violations not shown")
+
+    @property
+    def ok(self) -> bool:
+        return not self._per_check
+
+    def text(self) -> str:
+        lines = [f"{k}: {v}" for k, v in self.counts.items()]
+        lines.append("OK: every invariant holds" if self.ok else "VIOLATIONS:")
+        lines.extend(f"  {v}" for v in self.violations)
+        return "\n".join(lines)
+
+
+def run_check(database_url: str, products: Iterable[str] | None = None) -> Report:
+    """Check everything in one REPEATABLE READ snapshot (a live system keeps writing)."""
+    report = Report()
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        _conservation(conn, report)
+        _holds(conn, report)
+        _ledger(conn, report)
+        _trades(conn, report)
+        for product_id in products or PRODUCTS:
+            _replay(conn, product_id, report)
+    return report
+
+
+def _conservation(conn: psycopg.Connection, report: Report) -> None:
+    rows = conn.execute(
+        """SELECT a.id,
+             (SELECT coalesce(sum(available + hold), 0) FROM balances WHERE asset = a.id),
+             (SELECT coalesce(sum(amount), 0) FROM deposits
+               WHERE asset = a.id AND status = 'completed'),
+             (SELECT coalesce(sum(amount + fee), 0) FROM withdrawals
+               WHERE asset = a.id AND status = 'completed')
+           FROM assets a ORDER BY a.id"""
+    ).fetchall()
+    for asset, total, deposits, withdrawals in rows:
+        if total != deposits - withdrawals:
+            report.bad(
+                "conservation",
+                f"{asset}: balances {total} != deposits {deposits} - withdrawals {withdrawals}",
+            )
+    report.counts["assets"] = len(rows)
+
+
+def _holds(conn: psycopg.Connection, report: Report) -> None:
+    rules = {p: Rules.of(p) for p in PRODUCTS}
+    live = 0
+    with conn.cursor(name="live_orders") as cur:
+        cur.itersize = 5000
+        cur.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE status IN ('pending', 'open')")
+        for row in cur:
+            live += 1
+            r = rules[row[2]]
+            o = OrderState.from_row(tuple(row), r)
+            expected = _expected_hold(o, r)
+            if expected is None:
+                report.bad("holds", f"order {o.id}: a {o.type} order is {o.status}")
+            elif o.hold_amount != expected:
+                report.bad(
+                    "holds", f"order {o.id} ({o.status}) holds {o.hold_amount}, expected {expected}"
+                )
+    report.counts["live orders"] = live
+    for oid, status, hold in conn.execute(
+        "SELECT id, status, hold_amount FROM orders "
+        "WHERE status IN ('done', 'rejected') AND hold_amount <> 0 LIMIT 100"
+    ):
+        report.bad("holds", f"order {oid} is {status} but holds {hold}")
+    for user_id, asset, hold, orders_hold in conn.execute(
+        """SELECT b.user_id, b.asset, b.hold, coalesce(o.h, 0) + coalesce(w.h, 0)
+           FROM balances b
+           LEFT JOIN (SELECT user_id, hold_asset AS asset, sum(hold_amount) AS h FROM orders
+                      WHERE status IN ('pending', 'open') GROUP BY 1, 2) o USING (user_id, asset)
+           LEFT JOIN (SELECT user_id, asset, sum(amount + fee) AS h FROM withdrawals
+                      WHERE status = 'pending' GROUP BY 1, 2) w USING (user_id, asset)
+           WHERE b.hold <> coalesce(o.h, 0) + coalesce(w.h, 0) LIMIT 100"""
+    ):
+        report.bad("holds", f"account {user_id}/{asset} holds {hold}, its orders {orders_hold}")
+
+
+def _expected_hold(o: OrderState, r: Rules) -> int | None:
+    if o.type == "market":
+        if o.status != "pending":
+            return None
+        return o.funds if o.side == "buy" else o.size_lots * r.lot  # type: ignore[operator]
+    assert o.open_lots is not None
+    return r.live_hold(o.side, o.price_ticks, o.open_lots)
+
+
+def _ledger(conn: psycopg.Connection, report: Report) -> None:
+    for balance_id, balance, ledger in conn.execute(
+        """SELECT b.id, b.available + b.hold, coalesce(l.s, 0) FROM balances b
+           LEFT JOIN (SELECT balance_id, sum(amount) AS s FROM ledger_entries GROUP BY 1) l
+             ON l.balance_id = b.id
+           WHERE b.available + b.hold <> coalesce(l.s, 0) LIMIT 100"""
+    ):
+        report.bad("ledger", f"balance {balance_id} is {balance}, its ledger sums to {ledger}")
+
+
+def _trades(conn: psycopg.Connection, report: Report) -> None:
+    row = conn.execute("SELECT count(*) FROM trades").fetchone()
+    report.counts["trades"] = int(row[0]) if row else 0
+    for product_id, trade_id, problem in conn.execute(
+        """SELECT t.product_id, t.trade_id, CASE
+             WHEN m.product_id <> t.product_id OR k.product_id <> t.product_id
+               THEN 'an order of another product'
+             WHEN m.side <> t.maker_side THEN 'maker side differs'
+             WHEN k.side = t.maker_side THEN 'taker on the maker''s side'
+             WHEN m.type <> 'limit' OR m.price <> t.price THEN 'not at the maker''s price'
+             WHEN m.user_id = k.user_id THEN 'a self-trade'
+             WHEN t.funds <> t.price * t.size / (10::numeric ^ a.exponent)
+               THEN 'funds is not price x size'
+           END
+           FROM trades t
+           JOIN orders m ON m.id = t.maker_order_id
+           JOIN orders k ON k.id = t.taker_order_id
+           JOIN products p ON p.id = t.product_id
+           JOIN assets a ON a.id = p.base_asset
+           WHERE m.product_id <> t.product_id OR k.product_id <> t.product_id
+              OR m.side <> t.maker_side OR k.side = t.maker_side OR m.type <> 'limit'
+              OR m.price <> t.price OR m.user_id = k.user_id
+              OR t.funds <> t.price * t.size / (10::numeric ^ a.exponent)
+           LIMIT 100"""
+    ):
+        report.bad("trades", f"{product_id} trade {trade_id}: {problem}")
+    for oid, filled, value, fees, t_size, t_funds, t_fees in conn.execute(
+        """WITH sides AS (
+             SELECT maker_order_id AS id, size, funds, maker_fee AS fee FROM trades
+             UNION ALL SELECT taker_order_id, size, funds, taker_fee FROM trades),
+           sums AS (SELECT id, sum(size) s, sum(funds) f, sum(fee) e FROM sides GROUP BY id)
+           SELECT o.id, o.filled_size, o.executed_value, o.fill_fees,
+                  coalesce(s.s, 0), coalesce(s.f, 0), coalesce(s.e, 0)
+           FROM orders o LEFT JOIN sums s ON s.id = o.id
+           WHERE o.filled_size <> coalesce(s.s, 0) OR o.executed_value <> coalesce(s.f, 0)
+              OR o.fill_fees <> coalesce(s.e, 0)
+           LIMIT 100"""
+    ):
+        report.bad(
+            "trades",
+            f"order {oid}: filled/value/fees {filled}/{value}/{fees} "
+            f"but its trades sum to {t_size}/{t_funds}/{t_fees}",
+        )
+
+
+def _replay(conn: psycopg.Connection, product_id: str, report: Report) -> None:
+    r = Rules.of(product_id)
+    check = f"replay {product_id}"
+    state = conn.execute(
+        "SELECT last_seq, last_trade_id FROM product_state WHERE product_id = %s", (product_id,)
+    ).fetchone()
+    if state is None:
+        report.bad(check, "no product_state row")
+        return
+    last_seq, last_trade_id = int(state[0]), int(state[1])
+    commands: list[tuple[int, str, OrderState]] = []
+    for row in conn.execute(
+        f"""SELECT {ORDER_COLUMNS}, cancel_seq FROM orders WHERE product_id = %s
+            AND (accepted_seq IS NOT NULL OR cancel_seq IS NOT NULL)""",
+        (product_id,),
+    ):
+        o = OrderState.from_row(tuple(row[:-1]), r)
+        if o.accepted_seq is not None:
+            commands.append((o.accepted_seq, "submit", o))
+        if row[-1] is not None:
+            commands.append((int(row[-1]), "cancel", o))
+    commands.sort(key=lambda c: c[0])
+
+    # An order's command is built from what it was placed with (price, size, funds, flags),
+    # which settlement never changes, so the row as it ended gives the same command.
+    book = r.new_book()
+    fills: list[Fill] = []
+    for seq, kind, o in commands:
+        if book.seq + 1 != seq:
+            report.bad(check, f"{kind} of {o.id} is at seq {seq}, the replay is at {book.seq}")
+            return
+        events = book.submit(o.command()) if kind == "submit" else book.cancel(o.id)
+        fills.extend(e for e in events if type(e) is Fill)
+    if book.seq != last_seq:
+        report.bad(check, f"replay ends at seq {book.seq}, product_state.last_seq is {last_seq}")
+
+    stored = conn.execute(
+        """SELECT trade_id, seq, maker_order_id, taker_order_id, price, size, funds, maker_fee,
+             taker_fee FROM trades WHERE product_id = %s ORDER BY seq""",
+        (product_id,),
+    ).fetchall()
+    replayed = [
+        (
+            i,
+            f.seq,
+            str(f.maker_id),
+            str(f.taker_id),
+            f.price * r.tick,
+            f.size * r.lot,
+            f.notional,
+            f.maker_fee,
+            f.taker_fee,
+        )
+        for i, f in enumerate(fills, 1)
+    ]
+    got = [(int(t[0]), int(t[1]), str(t[2]), str(t[3]), *(int(x) for x in t[4:])) for t in stored]
+    if got != replayed:
+        first = next(
+            (i for i, (a, b) in enumerate(zip(got, replayed, strict=False)) if a != b),
+            min(len(got), len(replayed)),
+        )
+        report.bad(
+            check,
+            f"{len(got)} trades stored, {len(replayed)} replayed; first difference at #{first}: "
+            f"{got[first] if first < len(got) else None} vs "
+            f"{replayed[first] if first < len(replayed) else None}",
+        )
+    if got and got[-1][0] != last_trade_id:
+        report.bad(check, f"last trade id {got[-1][0]} != product_state {last_trade_id}")
+
+    open_rows = conn.execute(
+        "SELECT id, size, filled_size, stp_size, seq FROM orders "
+        "WHERE product_id = %s AND status = 'open'",
+        (product_id,),
+    ).fetchall()
+    in_db = {(str(i), r.lots(int(s) - int(f) - int(x)), int(q)) for i, s, f, x, q in open_rows}
+    in_book = {(row["id"], row["size"], row["priority"]) for row in book.snapshot()["orders"]}
+    if in_db != in_book:
+        report.bad(
+            check,
+            f"open orders differ: {len(in_db - in_book)} only in Postgres, "
+            f"{len(in_book - in_db)} only in the replayed book",
+        )
+    report.counts[f"{product_id} events replayed"] = book.seq

@@ -1,0 +1,383 @@
+"""The unit of work of the matcher: one SQS batch -> engine events -> ONE Postgres transaction.
+
+`settle_batch` runs a batch of queue messages through a product's book and writes everything
+they caused in one transaction: order rows, trades (consecutive trade ids), balance moves with
+their ledger rows (chalicelib.balances.apply_moves), and the product's fence. The transaction
+opens with the fence itself: `UPDATE product_state ... WHERE last_seq = <the book's seq before
+the batch>` both locks the row and proves nobody else wrote this product since we loaded it.
+If it matches no row, `Fenced` is raised and the caller reloads the book and redoes the batch.
+
+Any error leaves the in-memory book ahead of Postgres, so callers must reload it (books.load)
+after an exception; nothing here is swallowed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import psycopg
+
+from chalicelib.balances import LedgerRef, Move, apply_moves
+from chalicelib.catalog import FEE_USER_ID
+from chalicelib.order_queue import QueueMessage
+from matcher.books import ORDER_COLUMNS, LoadedBook, OrderState
+from matcher.engine import BUY, LIMIT, SELL, CancelRejected, Changed, Done, Fill, Opened
+
+
+class Fenced(Exception):
+    """product_state.last_seq moved under us: another matcher wrote this product."""
+
+
+class Conflict(Exception):
+    """An order row was not in the state the batch expected (written by someone else)."""
+
+
+class Trade(NamedTuple):
+    trade_id: int
+    seq: int
+    maker_order_id: str
+    taker_order_id: str
+    maker_side: str
+    price: int  # quote units per whole base unit
+    size: int  # base units
+    funds: int  # quote units
+    maker_fee: int
+    taker_fee: int
+
+
+@dataclass(slots=True)
+class BatchResult:
+    product_id: str
+    seq_before: int
+    seq_after: int
+    trades: list[Trade] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)  # message ids acted on
+    skipped: list[str] = field(default_factory=list)  # redeliveries and moot cancels
+    poison: list[str] = field(default_factory=list)  # message ids left for the DLQ
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One message of a batch: SQS's id for it and what it says (None when it is poison)."""
+
+    message_id: str
+    message: QueueMessage | None
+
+
+def parse_order_id(text: str) -> str | None:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
+class _Batch:
+    """Builds the writes of one batch while the engine runs."""
+
+    def __init__(self, loaded: LoadedBook, rows: dict[str, OrderState]) -> None:
+        self.loaded = loaded
+        self.rules = loaded.rules
+        self.rows = rows  # the batch's own orders as read from Postgres
+        self.touched: dict[str, OrderState] = {}
+        self.moves: list[Move] = []
+        self.trades: list[Trade] = []
+        self.next_trade_id = loaded.last_trade_id + 1
+
+    def state(self, order_id: str) -> OrderState | None:
+        """The batch's view of an order: as the batch left it, else as the book or Postgres
+        has it. Returned states are copies owned by the batch (the cache changes on commit)."""
+        found = self.touched.get(order_id)
+        if found is not None:
+            return found
+        base = self.loaded.live.get(order_id) or self.rows.get(order_id)
+        if base is None:
+            return None
+        mine = base.copy()
+        self.touched[order_id] = mine
+        return mine
+
+    def _must(self, order_id: Any) -> OrderState:
+        found = self.state(str(order_id))
+        if found is None:
+            raise LookupError(f"engine event for an order the matcher does not know: {order_id}")
+        return found
+
+    # ------------------------------------------------------------------ events -> writes
+
+    def apply(self, events: list[Any]) -> None:
+        for e in events:
+            kind = type(e)
+            if kind is Fill:
+                self._fill(e)
+            elif kind is Opened:
+                o = self._must(e.order_id)
+                o.status, o.seq, o.open_lots = "open", e.seq, e.size
+            elif kind is Changed:
+                self._changed(e)
+            elif kind is Done:
+                self._done(e)
+            elif kind is not CancelRejected:
+                raise TypeError(f"unknown engine event {e!r}")
+
+    def _fill(self, f: Fill) -> None:
+        rules = self.rules
+        size_units = f.size * rules.lot
+        price_units = f.price * rules.tick
+        trade_id = self.next_trade_id
+        self.next_trade_id += 1
+        maker_side = SELL if f.taker_side == BUY else BUY
+        self.trades.append(
+            Trade(
+                trade_id,
+                f.seq,
+                str(f.maker_id),
+                str(f.taker_id),
+                maker_side,
+                price_units,
+                size_units,
+                f.notional,
+                f.maker_fee,
+                f.taker_fee,
+            )
+        )
+        self._party(self._must(f.maker_id), f, size_units, f.maker_fee, trade_id)
+        self._party(self._must(f.taker_id), f, size_units, f.taker_fee, trade_id)
+
+    def _party(self, o: OrderState, f: Fill, size_units: int, fee: int, trade_id: int) -> None:
+        product = self.rules.product
+        base, quote = product.base.id, product.quote.id
+        ref = LedgerRef(order_id=o.id, product_id=product.id, trade_id=trade_id)
+        add = self.moves.append
+        o.filled_size += size_units
+        o.executed_value += f.notional
+        o.fill_fees += fee
+        if o.open_lots is not None:
+            o.open_lots -= f.size
+        if o.side == BUY:
+            spent = f.notional + fee
+            add(Move(o.user_id, quote, 0, -f.notional, "match", ref))
+            if fee:
+                add(Move(o.user_id, quote, 0, -fee, "fee", ref))
+            add(Move(o.user_id, base, size_units, 0, "match", ref))
+        else:
+            spent = size_units
+            add(Move(o.user_id, base, 0, -size_units, "match", ref))
+            add(Move(o.user_id, quote, f.notional, 0, "match", ref))
+            if fee:
+                add(Move(o.user_id, quote, -fee, 0, "fee", ref))
+        if fee:
+            add(Move(FEE_USER_ID, quote, fee, 0, "fee", ref))
+        # A limit order keeps exactly what its open lots can still spend; a market order keeps
+        # the rest of its budget until its Done releases it.
+        if o.type == LIMIT:
+            assert o.open_lots is not None
+            new_hold = self.rules.live_hold(o.side, o.price_ticks, o.open_lots)
+        else:
+            new_hold = o.hold_amount - spent
+        self._set_hold(o, new_hold + spent)
+        o.hold_amount -= spent
+
+    def _changed(self, c: Changed) -> None:
+        o = self._must(c.order_id)
+        removed = c.old_size - c.new_size
+        o.stp_size += removed * self.rules.lot
+        o.open_lots = c.new_size
+        if o.type == LIMIT:
+            self._set_hold(o, self.rules.live_hold(o.side, o.price_ticks, c.new_size))
+        elif o.side == SELL:
+            self._set_hold(o, o.hold_amount - removed * self.rules.lot)
+        # A market buy's budget is funds, not size: what it did not spend goes back at Done.
+
+    def _done(self, d: Done) -> None:
+        o = self._must(d.order_id)
+        if d.reason == "rejected":
+            o.status, o.done_reason, o.reject_reason = "rejected", "rejected", d.message
+        else:
+            o.status, o.done_reason = "done", d.reason
+        self._set_hold(o, 0)
+
+    def _set_hold(self, o: OrderState, new_hold: int) -> None:
+        """Release the hold down to `new_hold` (never up: a hold only grows at placement)."""
+        release = o.hold_amount - new_hold
+        if release < 0:
+            raise AssertionError(f"order {o.id} would need {-release} more held than it has")
+        if release:
+            self.moves.append(Move(o.user_id, o.hold_asset, release, -release))
+            o.hold_amount = new_hold
+
+    def cancel_pending(self, o: OrderState) -> None:
+        """A cancel that overtook its order (its order message never came, e.g. the publish
+        failed): the order never reaches the engine, it is just done with its hold released."""
+        o.status, o.done_reason = "done", "canceled"
+        self._set_hold(o, 0)
+
+
+def load_orders(
+    conn: psycopg.Connection, loaded: LoadedBook, order_ids: list[str]
+) -> dict[str, OrderState]:
+    if not order_ids:
+        return {}
+    rows = conn.execute(
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY(%s::uuid[])", (order_ids,)
+    ).fetchall()
+    found = {}
+    for row in rows:
+        if row[2] != loaded.rules.product.id:
+            continue  # another product's order: its message is poison on this queue
+        o = OrderState.from_row(tuple(row), loaded.rules)
+        found[o.id] = o
+    return found
+
+
+def settle_batch(
+    conn: psycopg.Connection,
+    loaded: LoadedBook,
+    batch: list[Received],
+    before_commit: Callable[[], None] | None = None,
+) -> BatchResult:
+    """Match and settle one batch. `conn` is in autocommit mode; this opens the transaction."""
+    t0 = time.perf_counter()
+    book = loaded.book
+    product_id = loaded.rules.product.id
+    result = BatchResult(product_id, book.seq, book.seq)
+    wanted = [r.message.order_id for r in batch if r.message is not None]
+    rows = load_orders(conn, loaded, wanted)
+    t1 = time.perf_counter()
+
+    work = _Batch(loaded, rows)
+    for r in batch:
+        m = r.message
+        if m is None or m.product_id != product_id or m.order_id not in rows:
+            result.poison.append(r.message_id)
+            continue
+        o = work.state(m.order_id)
+        assert o is not None
+        if m.kind == "order":
+            if o.status != "pending":
+                result.skipped.append(r.message_id)  # a redelivery: already processed
+                continue
+            o.accepted_seq = book.seq + 1
+            work.apply(book.submit(o.command()))
+        elif m.order_id in book:
+            events = book.cancel(m.order_id)
+            o.cancel_seq = events[-1].seq
+            work.apply(events)
+        elif o.status == "pending":
+            work.cancel_pending(o)
+        else:
+            result.skipped.append(r.message_id)  # already done: nothing to cancel
+            continue
+        result.applied.append(r.message_id)
+    result.seq_after = book.seq
+    result.trades = work.trades
+    t2 = time.perf_counter()
+
+    changed = [o for o in work.touched.values() if _differs(o, loaded, rows)]
+    if changed or result.seq_after != result.seq_before:
+        _write(conn, loaded, work, changed, result, before_commit)
+    t3 = time.perf_counter()
+
+    # Committed: the cache follows Postgres.
+    for o in changed:
+        if o.status == "open":
+            loaded.live[o.id] = o
+        else:
+            loaded.live.pop(o.id, None)
+    loaded.last_trade_id = work.next_trade_id - 1
+    result.timings = {"load": t1 - t0, "match": t2 - t1, "write": t3 - t2}
+    return result
+
+
+def _differs(o: OrderState, loaded: LoadedBook, rows: dict[str, OrderState]) -> bool:
+    before = loaded.live.get(o.id) or rows.get(o.id)
+    return before is None or before != o
+
+
+def _write(
+    conn: psycopg.Connection,
+    loaded: LoadedBook,
+    work: _Batch,
+    changed: list[OrderState],
+    result: BatchResult,
+    before_commit: Callable[[], None] | None,
+) -> None:
+    product_id = loaded.rules.product.id
+    with conn.transaction():
+        fence = conn.execute(
+            """UPDATE product_state SET last_seq = %s, last_trade_id = %s, updated_at = now()
+               WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s RETURNING 1""",
+            (
+                result.seq_after,
+                work.next_trade_id - 1,
+                product_id,
+                result.seq_before,
+                loaded.last_trade_id,
+            ),
+        ).fetchone()
+        if fence is None:
+            raise Fenced(product_id)
+        if changed:
+            _write_orders(conn, changed)
+        if work.trades:
+            _write_trades(conn, product_id, work.trades)
+        apply_moves(conn, work.moves)
+        if before_commit is not None:
+            before_commit()
+
+
+def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> None:
+    cols: list[list[Any]] = [[] for _ in range(13)]
+    for o in changed:
+        values = (
+            o.id,
+            o.status,
+            o.done_reason,
+            o.reject_reason,
+            o.hold_amount,
+            o.filled_size,
+            o.executed_value,
+            o.fill_fees,
+            o.stp_size,
+            o.seq,
+            o.accepted_seq,
+            o.cancel_seq,
+            o.status in ("done", "rejected"),
+        )
+        for col, v in zip(cols, values, strict=True):
+            col.append(v)
+    cur = conn.execute(
+        """UPDATE orders o SET status = v.status, done_reason = v.done_reason,
+             reject_reason = v.reject_reason, hold_amount = v.hold_amount,
+             filled_size = v.filled_size, executed_value = v.executed_value,
+             fill_fees = v.fill_fees, stp_size = v.stp_size, seq = v.seq,
+             accepted_seq = v.accepted_seq, cancel_seq = v.cancel_seq,
+             done_at = CASE WHEN v.done THEN now() ELSE o.done_at END
+           FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::numeric[],
+                       %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::int8[],
+                       %s::int8[], %s::int8[], %s::bool[])
+             AS v(id, status, done_reason, reject_reason, hold_amount, filled_size,
+                  executed_value, fill_fees, stp_size, seq, accepted_seq, cancel_seq, done)
+           WHERE o.id = v.id AND o.status IN ('pending', 'open')""",
+        cols,
+    )
+    if cur.rowcount != len(changed):
+        raise Conflict(f"{len(changed) - cur.rowcount} order(s) were no longer live")
+
+
+def _write_trades(conn: psycopg.Connection, product_id: str, trades: list[Trade]) -> None:
+    cols: list[list[Any]] = [[] for _ in range(10)]
+    for t in trades:
+        for col, v in zip(cols, t, strict=True):
+            col.append(v)
+    conn.execute(
+        """INSERT INTO trades (product_id, trade_id, seq, maker_order_id, taker_order_id,
+             maker_side, price, size, funds, maker_fee, taker_fee)
+           SELECT %s, * FROM unnest(%s::int8[], %s::int8[], %s::uuid[], %s::uuid[], %s::text[],
+             %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])""",
+        [product_id, *cols],
+    )

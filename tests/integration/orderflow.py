@@ -1,0 +1,236 @@
+"""The API's half of the order path, done directly in SQL, for the matcher's tests.
+
+`Flow.place` does exactly what `POST /orders` does once a request is valid: one transaction that
+holds the funds (chalicelib.balances.place_hold) and inserts the order as pending, then one
+SendMessage to the product's queue; `Flow.cancel` sends the cancel message. It also runs the
+matcher in-process (a thread) and waits for it to drain the queues.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from chalicelib import balances, order_queue
+from chalicelib.catalog import ASSETS, FEE_USER_ID, PRODUCTS
+from chalicelib.config import Settings
+from chalicelib.order_queue import QueueMessage
+from chalicelib.sqs import sqs_client
+from matcher.books import decimal_units
+from matcher.faults import Faults
+from matcher.service import Matcher, Options
+
+
+@dataclass(frozen=True)
+class Bal:
+    available: int
+    hold: int
+
+
+class Flow:
+    def __init__(self, cfg: Settings) -> None:
+        self.cfg = cfg
+        self.conn = psycopg.connect(cfg.database_url, autocommit=True)
+        self.sqs = sqs_client(cfg)
+        self.urls = {p: order_queue.queue_url(self.sqs, cfg, p) for p in PRODUCTS}
+        self.running: Matcher | None = None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ------------------------------------------------------------------ accounts
+
+    def user(self, **funds: str) -> str:
+        """A user with deposits of the given decimal amounts, e.g. user(USD="1000", BTC="1")."""
+        user_id = str(uuid.uuid4())
+        with self.conn.transaction():
+            self.conn.execute(
+                "INSERT INTO users (id, email, password_hash) VALUES (%s, %s, 'x')",
+                (user_id, f"{user_id}@example.com"),
+            )
+            balances.open_accounts(self.conn, user_id)
+            for asset, amount in funds.items():
+                units = decimal_units(amount, ASSETS[asset].exponent)
+                deposit_id = str(uuid.uuid4())
+                self.conn.execute(
+                    """INSERT INTO deposits (id, user_id, asset, amount, address, status,
+                         completed_at) VALUES (%s, %s, %s, %s, 'test', 'completed', now())""",
+                    (deposit_id, user_id, asset, units),
+                )
+                balances.credit(
+                    self.conn,
+                    user_id,
+                    asset,
+                    units,
+                    "transfer",
+                    balances.LedgerRef(transfer_id=deposit_id),
+                )
+        return user_id
+
+    def bal(self, user_id: str, asset: str) -> Bal:
+        row = self.conn.execute(
+            "SELECT available, hold FROM balances WHERE user_id = %s AND asset = %s",
+            (user_id, asset),
+        ).fetchone()
+        assert row is not None
+        return Bal(int(row[0]), int(row[1]))
+
+    def fees(self, asset: str) -> int:
+        return self.bal(FEE_USER_ID, asset).available
+
+    # ------------------------------------------------------------------ orders
+
+    def place(
+        self,
+        user_id: str,
+        product_id: str,
+        side: str,
+        price: str | None = None,
+        size: str | None = None,
+        funds: str | None = None,
+        *,
+        tif: str = "GTC",
+        post_only: bool = False,
+        stp: str = "dc",
+        send: bool = True,
+    ) -> str:
+        """Place like the API: hold, insert pending, commit, send. Amounts are decimal strings.
+        Raises balances.InsufficientFunds when the hold does not fit."""
+        p = PRODUCTS[product_id]
+        kind = "limit" if price is not None else "market"
+        price_u = None if price is None else decimal_units(price, p.quote.exponent)
+        size_u = None if size is None else decimal_units(size, p.base.exponent)
+        funds_u = None if funds is None else decimal_units(funds, p.quote.exponent)
+        order_id = str(uuid.uuid4())
+        with self.conn.transaction():
+            if side == "sell":
+                assert size_u is not None
+                asset, amount = p.base.id, size_u
+            elif kind == "limit":
+                assert price_u is not None and size_u is not None
+                amount = p.limit_buy_hold(
+                    price_u // p.quote_units_per_tick, size_u // p.base_units_per_lot
+                )
+                asset = p.quote.id
+            else:
+                asset = p.quote.id
+                if funds_u is None:  # market buy by size: its budget is the whole balance
+                    funds_u = self.bal(user_id, asset).available
+                    if funds_u <= 0:
+                        raise balances.InsufficientFunds(asset)
+                amount = funds_u
+            balances.place_hold(self.conn, user_id, asset, amount)
+            self.conn.execute(
+                """INSERT INTO orders (id, user_id, product_id, side, type, price, size, funds,
+                     time_in_force, post_only, stp, hold_asset, hold_amount)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                (
+                    order_id,
+                    user_id,
+                    product_id,
+                    side,
+                    kind,
+                    price_u,
+                    size_u,
+                    funds_u,
+                    tif,
+                    post_only,
+                    stp,
+                    asset,
+                    amount,
+                ),
+            )
+        if send:
+            self.send(QueueMessage("order", order_id, product_id))
+        return order_id
+
+    def cancel(self, order_id: str, product_id: str) -> None:
+        self.send(QueueMessage("cancel", order_id, product_id))
+
+    def send(self, message: QueueMessage) -> None:
+        order_queue.send(self.sqs, self.urls[message.product_id], message)
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        cur = self.conn.execute("SELECT * FROM orders WHERE id = %s", (order_id,))
+        row = cur.fetchone()
+        assert row is not None and cur.description is not None
+        return {d.name: _plain(v) for d, v in zip(cur.description, row, strict=True)}
+
+    def trades(self, product_id: str) -> list[dict[str, Any]]:
+        cur = self.conn.execute(
+            "SELECT * FROM trades WHERE product_id = %s ORDER BY trade_id", (product_id,)
+        )
+        assert cur.description is not None
+        names = [d.name for d in cur.description]
+        return [{n: _plain(v) for n, v in zip(names, r, strict=True)} for r in cur.fetchall()]
+
+    # ------------------------------------------------------------------ the matcher
+
+    def in_flight(self) -> int:
+        total = 0
+        for url in self.urls.values():
+            attrs = self.sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            total += int(attrs["ApproximateNumberOfMessages"])
+            total += int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        return total
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until every queue is empty (each message settled and deleted)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight():
+            running = self.running
+            if running is not None and running.stopping.is_set():
+                raise RuntimeError(f"the matcher stopped: {running.error!r}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.in_flight()} messages still in the queues")
+            time.sleep(0.05)
+
+    @contextmanager
+    def matcher(
+        self, products: list[str] | None = None, options: Options | None = None
+    ) -> Iterator[Matcher]:
+        """A matcher running in a thread of this process for the block."""
+        m = Matcher(self.cfg, products, options or Options(wait_s=1, poll_s=0.2), Faults(None))
+        t = threading.Thread(target=m.run, daemon=True)
+        t.start()
+        self.running = m
+        try:
+            yield m
+        finally:
+            self.running = None
+            m.stop()
+            t.join(timeout=30)
+            assert not t.is_alive(), "the matcher did not stop"
+        assert m.error is None, m.error
+
+    def run(self, timeout: float = 30.0, products: list[str] | None = None) -> None:
+        """Start a matcher, drain every queue, stop it."""
+        with self.matcher(products):
+            self.drain(timeout)
+
+
+def _plain(v: Any) -> Any:
+    """Postgres values as the tests compare them: NUMERIC as int, uuid as str."""
+    if isinstance(v, Decimal):
+        return int(v)
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    return v
+
+
+def units(amount: str, asset: str) -> int:
+    return decimal_units(amount, ASSETS[asset].exponent)
