@@ -52,6 +52,33 @@ def _cmd_services(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_matcher(args: argparse.Namespace) -> int:
+    """Consume the product queues until SIGTERM/SIGINT (then finish the batch and exit 0)."""
+    import signal
+
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "exchange-matcher")
+    from matcher.service import Matcher, Options
+
+    products = [p for p in (args.products or "").split(",") if p] or None
+    matcher = Matcher(settings(), products, Options(wait_s=args.wait))
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        matcher.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return matcher.run()
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from matcher.check import run_check
+
+    products = [p for p in (args.products or "").split(",") if p] or None
+    report = run_check(settings().database_url, products)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="exchange", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +97,15 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("services", help="start missing local services and leave them running")
     s.set_defaults(fn=_cmd_services)
+
+    m = sub.add_parser("matcher", help="match and settle orders from the product queues")
+    m.add_argument("--products", help="comma-separated product ids (default: all)")
+    m.add_argument("--wait", type=int, default=2, help="SQS long-poll seconds (default 2)")
+    m.set_defaults(fn=_cmd_matcher)
+
+    c = sub.add_parser("check", help="verify balances, holds, ledger, trades and replay")
+    c.add_argument("--products", help="comma-separated product ids to replay (default: all)")
+    c.set_defaults(fn=_cmd_check)
 
     args = parser.parse_args(argv)
     return int(args.fn(args))

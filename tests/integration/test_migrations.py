@@ -44,16 +44,19 @@ def scratch_db(database_url: str) -> Iterator[str]:
         conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
 
+ALL = ["0001.initial-schema", "0002.matcher"]
+
+
 def test_up_down_up(scratch_db: str) -> None:
-    assert migrations.migrate_up(scratch_db) == ["0001.initial-schema"]
+    assert migrations.migrate_up(scratch_db) == ALL
     assert _tables(scratch_db) >= TABLES
     assert migrations.migrate_up(scratch_db) == []  # nothing pending the second time
 
-    assert migrations.migrate_down(scratch_db) == ["0001.initial-schema"]
+    assert migrations.migrate_down(scratch_db, len(ALL)) == ALL[::-1]
     assert _tables(scratch_db).isdisjoint(TABLES)
     assert migrations.applied(scratch_db) == []
 
-    assert migrations.migrate_up(scratch_db) == ["0001.initial-schema"]
+    assert migrations.migrate_up(scratch_db) == ALL
     assert _tables(scratch_db) >= TABLES
 
 
