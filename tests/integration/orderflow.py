@@ -234,3 +234,40 @@ def _plain(v: Any) -> Any:
 
 def units(amount: str, asset: str) -> int:
     return decimal_units(amount, ASSETS[asset].exponent)
+
+
+def simulate(flow: Flow, product_id: str, commands: list[tuple[str, str]]) -> list[tuple]:
+    """The trades a fresh engine makes from these ("order"|"cancel", order id) commands, in
+    the order given, as (maker id, taker id, price units, size units): what a matcher that
+    processed each message exactly once must have written."""
+    from matcher.books import ORDER_COLUMNS, OrderState, Rules
+    from matcher.engine import Fill
+
+    rules = Rules.of(product_id)
+    rows = flow.conn.execute(
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY(%s::uuid[])",
+        ([oid for _, oid in commands],),
+    ).fetchall()
+    placed = {o.id: o for o in (OrderState.from_row(tuple(r), rules) for r in rows)}
+    book = rules.new_book()
+    out = []
+    for kind, oid in commands:
+        if kind == "order":
+            if oid in book:
+                continue
+            events = book.submit(placed[oid].command())
+        else:
+            events = book.cancel(oid)
+        out.extend(
+            (str(e.maker_id), str(e.taker_id), e.price * rules.tick, e.size * rules.lot)
+            for e in events
+            if type(e) is Fill
+        )
+    return out
+
+
+def stored_trades(flow: Flow, product_id: str) -> list[tuple]:
+    return [
+        (t["maker_order_id"], t["taker_order_id"], t["price"], t["size"])
+        for t in flow.trades(product_id)
+    ]
