@@ -27,7 +27,7 @@ import sys
 import time
 import uuid
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,8 @@ Command = tuple[bool, Any, tuple[str, int, int, str]]
 def generate(n: int, seed: int = SEED) -> tuple[list[Command], dict[str, int]]:
     rng = random.Random(seed)
     book = OrderBook(quote_units_per_tick_lot=1)
-    resting: list[str] = []  # uniform choice and O(1) removal: swap with the last
-    where: dict[str, int] = {}
+    resting: list[Hashable] = []  # uniform choice and O(1) removal: swap with the last
+    where: dict[Hashable, int] = {}
 
     def track(events: list[Any]) -> None:
         for e in events:

@@ -627,6 +627,7 @@ class OrderBook:
         if reject is not None:
             return [self._rejected(order, reject)]
         # Only a market buy with funds gets here.
+        assert funds is not None
         opp = self._asks
         events = []
         if size is None and stp == "dc":
@@ -671,6 +672,7 @@ class OrderBook:
         sign = opp.sign
         index = self._index
         q_units, mnum, mden, tnum, tden = self._fill_terms
+        maker_side = SELL if side == BUY else BUY
         seq = self._seq
         append = events.append
         while keys:
@@ -688,9 +690,11 @@ class OrderBook:
                     continue
                 if maker[_ACCOUNT] == account:
                     # Self-trade prevention: the taker's mode decides; never a trade.
-                    seq, remaining, stopped = self._self_trade(
+                    seq, left, stopped = self._self_trade(
                         append, seq, level, maker, oid, account, side, limit, remaining, None, stp
                     )
+                    assert left is not None  # a taker capped by size keeps a size
+                    remaining = left
                     if stopped:
                         if not level.count:
                             del levels[price]
@@ -748,15 +752,16 @@ class OrderBook:
                     )
                 )
                 seq += 2
-                append(_new(Done, (seq, mid, macc, maker[_SIDE], price, "filled", "", 0, None)))
+                append(_new(Done, (seq, mid, macc, maker_side, price, "filled", "", 0, None)))
                 q.popleft()
                 # The entry is unreachable now (off the queue and the index): no need to zero it.
                 del index[mid]
-                level.size -= msize
-                level.count = count = level.count - 1
                 remaining -= msize
+                count = level.count - 1
                 if not count:
-                    break
+                    break  # the level goes, so its size and count need no update
+                level.count = count
+                level.size -= msize
                 if not remaining:
                     self._seq = seq
                     return 0

@@ -549,6 +549,31 @@ def test_malformed_orders_are_rejected_events(order: Order, message: str) -> Non
     assert (done.reason, done.message, done.seq) == ("rejected", message, 1)
 
 
+@pytest.mark.parametrize(
+    ("order", "message"),
+    [
+        (Order.market("o", "x", "hold", size=1), "invalid side"),
+        (Order("o", "x", SELL, "market", None, 1, None, "IOC", True), "post only requires limit"),
+        (Order.market("o", "x", BUY, size=1, stp="zz"), "invalid stp"),
+        (Order.market("o", "x", BUY, size=True), "size too small"),  # a bool is not a size
+        (Order.limit("o", "x", "hold", 100, 1), "invalid side"),
+        (Order.limit("o", "x", BUY, 100.0, 1), "invalid price"),  # type: ignore[arg-type]
+    ],
+)
+def test_malformed_orders_are_rejected_on_a_busy_book_without_touching_it(
+    order: Order, message: str
+) -> None:
+    # The same rules as on an empty book, where the fast paths (a GTC limit that rests, a
+    # market order by size) would otherwise have work to do.
+    book = make()
+    sell(book, "a", 101, 5)
+    buy(book, "b", 99, 5)
+    [done] = book.submit(order)
+    assert (done.reason, done.message, done.seq) == ("rejected", message, 3)
+    assert book.orders(SELL) == [(101, 5, "a")] and book.orders(BUY) == [(99, 5, "b")]
+    book._check()
+
+
 # ---------------------------------------------------------------- sequence, queries, snapshot
 
 
