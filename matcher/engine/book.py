@@ -683,8 +683,9 @@ class OrderBook:
                 if not maker:  # cancelled
                     q.popleft()
                     continue
-                msize = maker[_SIZE]
-                if maker[_ACCOUNT] == account:
+                # One unpack instead of three subscripts: the fields every fill reads.
+                msize, mid, macc, _, _, _, _, _ = maker
+                if macc == account:
                     # Self-trade prevention: the taker's mode decides; never a trade.
                     seq, left, stopped = self._self_trade(
                         append, seq, level, maker, oid, account, side, limit, remaining, None, stp
@@ -709,9 +710,9 @@ class OrderBook:
                             Fill,
                             (
                                 seq,
-                                maker[_ID],
+                                mid,
                                 oid,
-                                maker[_ACCOUNT],
+                                macc,
                                 account,
                                 price,
                                 remaining,
@@ -727,8 +728,6 @@ class OrderBook:
                     self._seq = seq
                     return 0
                 notional = price * msize * q_units
-                mid = maker[_ID]
-                macc = maker[_ACCOUNT]
                 append(
                     _new(
                         Fill,
