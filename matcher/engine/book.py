@@ -229,7 +229,7 @@ class OrderBook:
 
     def _submit_other(self, order: Order) -> list[Any]:
         """Every limit order the fast path of :meth:`submit` does not take (IOC, FOK and
-        invalid orders), and orders of an invalid type."""
+        invalid orders), and orders of an invalid type. Complexity: as :meth:`submit`."""
         oid, account, side, otype, price, size, funds, tif, post_only, stp = order
         if not (
             otype == LIMIT
@@ -276,7 +276,8 @@ class OrderBook:
         post_only: bool,
         stp: str,
     ) -> list[Any]:
-        """A valid limit order that crosses ``opp``: take, then rest, cancel or finish."""
+        """A valid limit order that crosses ``opp``: take, then rest, cancel or finish.
+        Complexity: as :meth:`submit`."""
         if post_only:
             self._seq = seq = self._seq + 1
             return [
@@ -579,6 +580,7 @@ class OrderBook:
         return False
 
     def _market(self, order: Order) -> list[Any]:
+        """A market order (validated here). Complexity: O(F) for F orders touched."""
         oid, account, side, _, price, size, funds, _, post_only, stp = order
         if (
             funds is None
