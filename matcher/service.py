@@ -78,6 +78,7 @@ class Cycle:
     write: float
     publish: float
     delete: float
+    detail: dict[str, float] = field(default_factory=dict)  # the write's statements
 
     @property
     def processing(self) -> float:
@@ -92,6 +93,8 @@ class Stats:
     trades: int = 0
     poison: int = 0
     retries: int = 0
+    first_at: float | None = None  # perf_counter at the start of the first non-empty receive
+    last_at: float | None = None  # perf_counter at the end of the last batch
     cycles: list[Cycle] = field(default_factory=list)
 
 
@@ -167,11 +170,13 @@ class ProductWorker(threading.Thread):
             self.idle = not messages
             if not messages:
                 continue
-            self._cycle(url, messages, t1 - t0)
+            self._cycle(url, messages, t0, t1)
 
     # ------------------------------------------------------------------ one batch
 
-    def _cycle(self, url: str, messages: list[dict[str, Any]], receive_s: float) -> None:
+    def _cycle(self, url: str, messages: list[dict[str, Any]], t0: float, t1: float) -> None:
+        """Settle, publish and delete one received batch (t0..t1: its receive call)."""
+        receive_s = t1 - t0
         m = self.m
         batch = [Received(msg["MessageId"], _parse(msg)) for msg in messages]
         result = self._settle(batch)
@@ -200,6 +205,9 @@ class ProductWorker(threading.Thread):
             self._poison(url, [msg for msg in messages if msg["MessageId"] in poison])
         t4 = time.perf_counter()
         s = self.stats
+        if s.first_at is None:
+            s.first_at = t0
+        s.last_at = t4
         s.batches += 1
         s.messages += len(messages)
         s.trades += len(result.trades)
@@ -215,6 +223,7 @@ class ProductWorker(threading.Thread):
                     tm["write"],
                     t3 - t2,
                     t4 - t3,
+                    {k: v for k, v in tm.items() if k.startswith("w_")},
                 )
             )
 

@@ -289,7 +289,7 @@ def settle_batch(
         else:
             loaded.live.pop(o.id, None)
     loaded.last_trade_id = work.next_trade_id - 1
-    result.timings = {"load": t1 - t0, "match": t2 - t1, "write": t3 - t2}
+    result.timings.update(load=t1 - t0, match=t2 - t1, write=t3 - t2)
     return result
 
 
@@ -307,6 +307,9 @@ def _write(
     before_commit: Callable[[], None] | None,
 ) -> None:
     product_id = loaded.rules.product.id
+    tm = result.timings
+    clock = time.perf_counter
+    t = clock()
     with conn.transaction():
         fence = conn.execute(
             """UPDATE product_state SET last_seq = %s, last_trade_id = %s, updated_at = now()
@@ -321,13 +324,18 @@ def _write(
         ).fetchone()
         if fence is None:
             raise Fenced(product_id)
+        tm["w_fence"], t = clock() - t, clock()
         if changed:
             _write_orders(conn, changed)
+        tm["w_orders"], t = clock() - t, clock()
         if work.trades:
             _write_trades(conn, product_id, work.trades)
+        tm["w_trades"], t = clock() - t, clock()
         apply_moves(conn, work.moves)
+        tm["w_moves"], t = clock() - t, clock()
         if before_commit is not None:
             before_commit()
+    tm["w_commit"] = clock() - t
 
 
 def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> None:

@@ -102,17 +102,23 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> int:
         argv = [chalice, "local", "--stage", "local", "--host", host, "--port", str(port)]
         api = stack.spawn("api", [*argv, "--no-autoreload"])
         services.wait_for_port(host, port, 60, "the API (chalice local)", api)
+        exchange = str(Path(sys.executable).with_name("exchange"))
+        matcher = stack.spawn("matcher", [exchange, "matcher"])
         ready_s = time.monotonic() - started
         say(f"ready in {ready_s:.1f} s")
         for svc in found:
             say(f"  {svc.name:<9} {svc.url}  ({svc.source})")
         say(f"  {'api':<9} http://{host}:{port}  (chalice local, stage local)")
+        say(f"  {'matcher':<9} pid {matcher.pid}  (every product; `exchange check` audits it)")
         for product_id, url in queue_urls.items():
             say(f"  queue     {product_id}: {url}")
         say("Ctrl-C stops everything this command started.")
         while not stopping:
             if api.poll() is not None:
                 say(f"the API exited with code {api.returncode}; stopping")
+                return 1
+            if matcher.poll() is not None:
+                say(f"the matcher exited with code {matcher.returncode}; stopping")
                 return 1
             time.sleep(0.2)
         return 0

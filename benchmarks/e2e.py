@@ -1,0 +1,244 @@
+"""End-to-end throughput of the order path. Matcher part: how fast the matcher settles a
+pre-filled queue, against how fast the SQS endpoint alone can be drained.
+
+    python benchmarks/e2e.py                    # 3,000 orders per product
+    python benchmarks/e2e.py --orders 1000
+
+Uses the local services (DATABASE_URL / REDIS_URL / AWS_ENDPOINT_URL or the defaults, started
+if missing) with a database and queue prefix of its own, dropped afterwards. Figures:
+
+1. bare SQS: receive(10) + DeleteMessageBatch of N pre-filled messages, no processing.
+2. matcher, one product: N orders (limit orders around one price, about half of them crossing,
+   a cancel every tenth) placed as the API places them, pre-filled, then drained by the matcher;
+   orders/s from its first receive to its last delete; per-batch cycle p50/p99 excluding SQS
+   (load + match + write/commit + Redis publish) and including it (+ receive + delete).
+3. the same with three products at once (one worker thread each).
+The ratio matcher/bare is the share of the queue's own rate the matcher keeps (target >= 80%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # before the logger is created
+
+import psycopg
+
+from chalicelib import balances, catalog, order_queue, queues
+from chalicelib.config import Settings
+from chalicelib.order_queue import QueueMessage
+from chalicelib.sqs import sqs_client
+from matcher.books import decimal_units
+from matcher.faults import Faults
+from matcher.service import Cycle, Matcher, Options
+from ops import migrations, services
+
+MIDS = {"BTC-USD": "30000.00", "ETH-USD": "2000.00", "ETH-BTC": "0.06667"}
+SIZES = {"BTC-USD": "0.001", "ETH-USD": "0.01", "ETH-BTC": "0.1"}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def setup() -> tuple[Settings, str]:
+    state = services.STATE_DIR
+    pg, rd, sq = (f(state) for f in (services.postgres, services.redis, services.sqs))
+    url = pg.url.rsplit("/", 1)[0] + f"/exchange_bench_{uuid.uuid4().hex[:8]}"
+    migrations.ensure_database(url)
+    migrations.migrate_up(url)
+    migrations.seed(url)
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    cfg = Settings("local", url, rd.url, sq.url, "us-east-1", prefix)
+    queues.ensure_queues(sqs_client(cfg), queues.queue_specs(prefix, list(catalog.PRODUCTS)))
+    return cfg, url
+
+
+def drop(url: str) -> None:
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
+def send_all(sqs: object, url: str, messages: list[QueueMessage]) -> None:
+    for i in range(0, len(messages), 10):
+        failed = order_queue.send_batch(sqs, url, messages[i : i + 10])
+        assert not failed, failed
+
+
+def fill(cfg: Settings, conn: psycopg.Connection, product_id: str, n: int, seed: int) -> int:
+    """n commands for one product, placed exactly as the API does, then sent; returns how many
+    distinct messages that is (a repeated cancel has the same dedup id: SQS keeps one)."""
+    p = catalog.PRODUCTS[product_id]
+    rng = random.Random(seed)
+    users = []
+    for _ in range(50):
+        uid = str(uuid.uuid4())
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO users (id, email, password_hash) VALUES (%s, %s, 'x')",
+                (uid, f"{uid}@bench"),
+            )
+            balances.open_accounts(conn, uid)
+            for asset in (p.base.id, p.quote.id):
+                amount = decimal_units("1000000", catalog.ASSETS[asset].exponent)
+                did = str(uuid.uuid4())
+                conn.execute(
+                    """INSERT INTO deposits (id, user_id, asset, amount, status, completed_at)
+                       VALUES (%s, %s, %s, %s, 'completed', now())""",
+                    (did, uid, asset, amount),
+                )
+                balances.credit(
+                    conn, uid, asset, amount, "transfer", balances.LedgerRef(transfer_id=did)
+                )
+        users.append(uid)
+    mid = decimal_units(MIDS[product_id], p.quote.exponent) // p.quote_units_per_tick
+    lots = decimal_units(SIZES[product_id], p.base.exponent) // p.base_units_per_lot
+    messages: list[QueueMessage] = []
+    placed: list[str] = []
+    for i in range(n):
+        if i % 10 == 9 and placed:
+            messages.append(QueueMessage("cancel", rng.choice(placed), product_id))
+            continue
+        side = rng.choice(("buy", "sell"))
+        # within 5 ticks either side of the mid: about half the orders cross something
+        ticks = mid + rng.randint(-5, 5)
+        size = lots * rng.randint(1, 5)
+        asset, amount = (
+            (p.quote.id, p.limit_buy_hold(ticks, size))
+            if side == "buy"
+            else (p.base.id, size * p.base_units_per_lot)
+        )
+        oid, user = str(uuid.uuid4()), rng.choice(users)
+        with conn.transaction():
+            balances.place_hold(conn, user, asset, amount)
+            conn.execute(
+                """INSERT INTO orders (id, user_id, product_id, side, type, price, size,
+                     hold_asset, hold_amount) VALUES (%s, %s, %s, %s, 'limit', %s, %s, %s, %s)""",
+                (
+                    oid,
+                    user,
+                    product_id,
+                    side,
+                    ticks * p.quote_units_per_tick,
+                    size * p.base_units_per_lot,
+                    asset,
+                    amount,
+                ),
+            )
+        placed.append(oid)
+        messages.append(QueueMessage("order", oid, product_id))
+    send_all(sqs_client(cfg), order_queue.queue_url(sqs_client(cfg), cfg, product_id), messages)
+    return len({msg.dedup_id for msg in messages})
+
+
+def bare(cfg: Settings, n: int) -> float:
+    """Messages/s of receive(10) + DeleteMessageBatch on a pre-filled queue, no processing."""
+    sqs = sqs_client(cfg)
+    spec = queues.queue_specs(f"{cfg.queue_prefix}bare", ["BTC-USD"])
+    url = queues.ensure_queues(sqs, spec)["BTC-USD"]
+    send_all(sqs, url, [QueueMessage("order", str(uuid.uuid4()), "BTC-USD") for _ in range(n)])
+    got = 0
+    start = time.perf_counter()
+    while got < n:
+        reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        msgs = reply.get("Messages", [])
+        if msgs:
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
+                ],
+            )
+            got += len(msgs)
+    return n / (time.perf_counter() - start)
+
+
+def drain(cfg: Settings, products: list[str], total: int) -> tuple[float, list[Cycle], int]:
+    m = Matcher(cfg, products, Options(wait_s=1, poll_s=0.2, record_timings=True), Faults(None))
+    thread = threading.Thread(target=m.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 600
+    while sum(s.messages for s in m.all_stats().values()) < total:
+        if m.stopping.is_set() or time.monotonic() > deadline:
+            raise RuntimeError(f"matcher stopped: {m.error!r}")
+        time.sleep(0.05)
+    stats = list(m.all_stats().values())
+    m.stop()
+    thread.join()
+    start = min(s.first_at for s in stats if s.first_at is not None)
+    end = max(s.last_at for s in stats if s.last_at is not None)
+    cycles = [c for s in stats for c in s.cycles]
+    trades = sum(s.trades for s in stats)
+    return total / (end - start), cycles, trades
+
+
+def report(name: str, rate: float, cycles: list[Cycle], trades: int) -> None:
+    proc = [c.processing * 1000 for c in cycles]
+    full = [(c.processing + c.receive + c.delete) * 1000 for c in cycles]
+    parts = {
+        k: statistics.median(getattr(c, k) * 1000 for c in cycles)
+        for k in ("receive", "load", "match", "write", "publish", "delete")
+    }
+    print(f"{name}: {rate:,.0f} orders/s settled ({len(cycles)} batches, {trades} trades)")
+    print(
+        f"  cycle excl. SQS  p50 {pct(proc, 0.5):6.2f} ms  p99 {pct(proc, 0.99):6.2f} ms"
+        f"   (batch of {statistics.mean(c.messages for c in cycles):.1f} messages on average)"
+    )
+    print(f"  cycle incl. SQS  p50 {pct(full, 0.5):6.2f} ms  p99 {pct(full, 0.99):6.2f} ms")
+    print("  median parts ms: " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
+    if cycles and cycles[0].detail:
+        keys = sorted({k for c in cycles for k in c.detail})
+        med = {k: statistics.median(c.detail.get(k, 0.0) * 1000 for c in cycles) for k in keys}
+        print("  write parts ms: " + ", ".join(f"{k[2:]} {v:.2f}" for k, v in med.items()))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--orders", type=int, default=3000, help="commands per product")
+    args = ap.parse_args()
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.system()} {platform.machine()}"
+    )
+    cfg, url = setup()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            bare_rate = bare(cfg, args.orders)
+            print(f"bare SQS receive(10)+delete: {bare_rate:,.0f} messages/s ({args.orders})")
+
+            t = time.perf_counter()
+            sent = fill(cfg, conn, "BTC-USD", args.orders, 1)
+            print(f"(pre-filled {sent} messages in {time.perf_counter() - t:.1f} s)")
+            one, cycles, trades = drain(cfg, ["BTC-USD"], sent)
+            report("matcher, 1 product", one, cycles, trades)
+            print(f"  ratio matcher/bare: {one / bare_rate:.0%}")
+
+            three = list(catalog.PRODUCTS)
+            sent = sum(fill(cfg, conn, p, args.orders, 10 + i) for i, p in enumerate(three))
+            rate, cycles, trades = drain(cfg, three, sent)
+            report("matcher, 3 products", rate, cycles, trades)
+
+        from matcher.check import run_check
+
+        result = run_check(url)
+        print("exchange check:", "OK" if result.ok else result.text())
+        return 0 if result.ok else 1
+    finally:
+        drop(url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
