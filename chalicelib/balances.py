@@ -150,80 +150,80 @@ class Move:
 
 
 def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
-    """Apply many moves in two statements: the batch form of credit/debit/spend_hold/release_hold.
+    """Apply many moves in ONE statement: the batch form of credit/debit/spend_hold/release_hold.
 
-    The moves are summed per (user, asset) and applied by one UPDATE that first locks the rows
-    in (user, asset) order, so two writers touching the same accounts can never deadlock. Then
-    every balance-changing move gets its ledger row (in the given order, each carrying the
-    balance just after it) by one COPY in the same transaction. Raises InsufficientFunds if any
-    row would go below zero (the caller's transaction must then roll back).
+    The moves are summed per (user, asset); the statement locks those rows in (user, asset)
+    order (so two writers touching the same accounts can never deadlock), updates them, and
+    inserts the ledger row of every balance-changing move, in the given order, each carrying
+    the balance just after it (the row's final balance minus the moves that follow it). Being
+    one statement it also pipelines (psycopg's pipeline mode) with the caller's other writes.
+    Raises InsufficientFunds if any row would go below zero; the caller's transaction must
+    then roll back (the ledger rows of that statement are in it).
     """
     if not moves:
         return
     net: dict[tuple[str, str], list[int]] = {}
+    ledger: list[list[object]] = [[] for _ in range(9)]
     for m in moves:
+        key = (str(m.user_id), m.asset)
         if m.kind is None:
             if m.available + m.hold != 0:
                 raise ValueError(f"a balance change needs a ledger type: {m!r}")
         elif m.kind not in LEDGER_TYPES:
             raise ValueError(f"unknown ledger type {m.kind!r}")
-        d = net.setdefault((str(m.user_id), m.asset), [0, 0])
-        d[0] += m.available
-        d[1] += m.hold
-    keys = sorted(net)
-    rows = conn.execute(
-        """WITH v AS (
-             SELECT * FROM unnest(%s::uuid[], %s::text[], %s::numeric[], %s::numeric[])
-               AS v(user_id, asset, da, dh)),
-           locked AS MATERIALIZED (
-             SELECT b.id FROM balances b JOIN v USING (user_id, asset)
-             ORDER BY b.user_id, b.asset FOR UPDATE OF b)
-           UPDATE balances b SET available = b.available + v.da, hold = b.hold + v.dh
-           FROM v, locked
-           WHERE locked.id = b.id AND b.user_id = v.user_id AND b.asset = v.asset
-             AND b.available + v.da >= 0 AND b.hold + v.dh >= 0
-           RETURNING b.user_id, b.asset, b.id, b.available + b.hold""",
-        (
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [net[k][0] for k in keys],
-            [net[k][1] for k in keys],
-        ),
-    ).fetchall()
-    if len(rows) != len(keys):
-        done = {(str(u), a) for u, a, _, _ in rows}
-        raise InsufficientFunds(", ".join(f"{u}/{a}" for u, a in keys if (u, a) not in done))
-    after = {(str(u), a): (bid, int(bal)) for u, a, bid, bal in rows}
-    # Each ledger row carries the balance after it: walk back from the final balance.
-    running = {k: bal for k, (_, bal) in after.items()}
-    ledger: list[tuple[object, ...]] = []
-    for m in reversed(moves):
-        if m.kind is None:
-            continue
-        key = (str(m.user_id), m.asset)
-        amount = m.available + m.hold
-        ref = m.ref or LedgerRef()
-        ledger.append(
-            (
-                after[key][0],
-                amount,
-                running[key],
+        else:
+            ref = m.ref or LedgerRef()
+            row = (
+                len(ledger[0]),
+                key[0],
+                key[1],
+                m.available + m.hold,
                 m.kind,
                 ref.order_id,
                 ref.product_id,
                 ref.trade_id,
                 ref.transfer_id,
             )
-        )
-        running[key] -= amount
-    if not ledger:
-        return
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            """COPY ledger_entries (balance_id, amount, balance, type, order_id, product_id,
-             trade_id, transfer_id) FROM STDIN"""
-        ) as copy,
-    ):
-        for row in reversed(ledger):
-            copy.write_row(row)
+            for col, v in zip(ledger, row, strict=True):
+                col.append(v)
+        d = net.setdefault(key, [0, 0])
+        d[0] += m.available
+        d[1] += m.hold
+    keys = sorted(net)
+    row = conn.execute(
+        """WITH v AS (
+             SELECT * FROM unnest(%s::uuid[], %s::text[], %s::numeric[], %s::numeric[])
+               AS v(user_id, asset, da, dh)),
+           locked AS MATERIALIZED (
+             SELECT b.id FROM balances b JOIN v USING (user_id, asset)
+             ORDER BY b.user_id, b.asset FOR UPDATE OF b),
+           upd AS (
+             UPDATE balances b SET available = b.available + v.da, hold = b.hold + v.dh
+             FROM v, locked
+             WHERE locked.id = b.id AND b.user_id = v.user_id AND b.asset = v.asset
+               AND b.available + v.da >= 0 AND b.hold + v.dh >= 0
+             RETURNING b.id, b.user_id, b.asset, b.available + b.hold AS balance),
+           l AS (
+             SELECT * FROM unnest(%s::int4[], %s::uuid[], %s::text[], %s::numeric[], %s::text[],
+                                  %s::uuid[], %s::text[], %s::int8[], %s::uuid[])
+               AS l(i, user_id, asset, amount, type, order_id, product_id, trade_id,
+                    transfer_id)),
+           ins AS (
+             INSERT INTO ledger_entries (balance_id, amount, balance, type, order_id,
+               product_id, trade_id, transfer_id)
+             SELECT upd.id, l.amount, upd.balance - coalesce(sum(l.amount) OVER (
+                      PARTITION BY l.user_id, l.asset ORDER BY l.i
+                      ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 0),
+                    l.type, l.order_id, l.product_id, l.trade_id, l.transfer_id
+             FROM l JOIN upd USING (user_id, asset) ORDER BY l.i)
+           SELECT count(*) FROM upd""",
+        (
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [net[k][0] for k in keys],
+            [net[k][1] for k in keys],
+            *ledger,
+        ),
+    ).fetchone()
+    if row is None or row[0] != len(keys):
+        raise InsufficientFunds(f"{len(keys) - (row[0] if row else 0)} of {len(keys)} accounts")

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from chalicelib.balances import LedgerRef, Move, apply_moves
+from chalicelib.balances import InsufficientFunds, LedgerRef, Move, apply_moves
 from chalicelib.catalog import FEE_USER_ID
 from chalicelib.order_queue import QueueMessage
 from matcher.books import ORDER_COLUMNS, LoadedBook, OrderState
@@ -306,39 +306,57 @@ def _write(
     result: BatchResult,
     before_commit: Callable[[], None] | None,
 ) -> None:
+    """Every statement of the batch in one pipeline (one network round trip), then COMMIT."""
     product_id = loaded.rules.product.id
-    tm = result.timings
     clock = time.perf_counter
     t = clock()
-    with conn.transaction():
-        fence = conn.execute(
-            """UPDATE product_state SET last_seq = %s, last_trade_id = %s, updated_at = now()
-               WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s RETURNING 1""",
-            (
-                result.seq_after,
-                work.next_trade_id - 1,
-                product_id,
-                result.seq_before,
-                loaded.last_trade_id,
-            ),
-        ).fetchone()
-        if fence is None:
-            raise Fenced(product_id)
-        tm["w_fence"], t = clock() - t, clock()
-        if changed:
-            _write_orders(conn, changed)
-        tm["w_orders"], t = clock() - t, clock()
-        if work.trades:
-            _write_trades(conn, product_id, work.trades)
-        tm["w_trades"], t = clock() - t, clock()
-        apply_moves(conn, work.moves)
-        tm["w_moves"], t = clock() - t, clock()
-        if before_commit is not None:
-            before_commit()
-    tm["w_commit"] = clock() - t
+    try:
+        with conn.transaction():
+            with conn.pipeline() as pipe:
+                fence = conn.execute(
+                    """UPDATE product_state
+                       SET last_seq = %s, last_trade_id = %s, updated_at = now()
+                       WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s
+                       RETURNING 1""",
+                    (
+                        result.seq_after,
+                        work.next_trade_id - 1,
+                        product_id,
+                        result.seq_before,
+                        loaded.last_trade_id,
+                    ),
+                )
+                orders = _write_orders(conn, changed) if changed else None
+                if work.trades:
+                    _write_trades(conn, product_id, work.trades)
+                apply_moves(conn, work.moves)
+                pipe.sync()
+                fenced = fence.fetchone() is None
+            if fenced:
+                raise Fenced(product_id)
+            if orders is not None and orders.rowcount != len(changed):
+                raise Conflict(f"{len(changed) - orders.rowcount} order(s) were no longer live")
+            result.timings["w_statements"], t = clock() - t, clock()
+            if before_commit is not None:
+                before_commit()
+    except (psycopg.errors.IntegrityError, InsufficientFunds) as exc:
+        # The fence is read only after the whole pipeline ran: a stale writer fails first on
+        # what the current owner already wrote (trade ids, spent holds). Say so.
+        if _fence_moved(conn, product_id, result.seq_before):
+            raise Fenced(product_id) from exc
+        raise
+    result.timings["w_commit"] = clock() - t
 
 
-def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> None:
+def _fence_moved(conn: psycopg.Connection, product_id: str, seq: int) -> bool:
+    row = conn.execute(
+        "SELECT last_seq FROM product_state WHERE product_id = %s", (product_id,)
+    ).fetchone()
+    return row is None or int(row[0]) != seq
+
+
+def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> psycopg.Cursor[Any]:
+    """Returns the cursor: its rowcount (read after the pipeline syncs) must be len(changed)."""
     cols: list[list[Any]] = [[] for _ in range(13)]
     for o in changed:
         values = (
@@ -358,7 +376,7 @@ def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> None:
         )
         for col, v in zip(cols, values, strict=True):
             col.append(v)
-    cur = conn.execute(
+    return conn.execute(
         """UPDATE orders o SET status = v.status, done_reason = v.done_reason,
              reject_reason = v.reject_reason, hold_amount = v.hold_amount,
              filled_size = v.filled_size, executed_value = v.executed_value,
@@ -373,8 +391,6 @@ def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> None:
            WHERE o.id = v.id AND o.status IN ('pending', 'open')""",
         cols,
     )
-    if cur.rowcount != len(changed):
-        raise Conflict(f"{len(changed) - cur.rowcount} order(s) were no longer live")
 
 
 def _write_trades(conn: psycopg.Connection, product_id: str, trades: list[Trade]) -> None:
