@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from chalicelib.config import Settings
 from chalicelib.sqs import sqs_client
 from ops import migrations, services
 
-STATE_DIR = Path(os.environ.get("EXCHANGE_STATE_DIR", Path(__file__).parent.parent / ".dev"))
+ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = Path(os.environ.get("EXCHANGE_STATE_DIR", ROOT / ".dev"))
 
 
 @pytest.fixture(scope="session")
@@ -233,14 +235,16 @@ class LiveApi:
     env: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def live_api(database_url: str, redis_url: str, sqs_endpoint: str) -> Iterator[LiveApi]:
-    """The API served over real HTTP by `chalice local` (stage test), as clients see it."""
-    port = services.free_port()
-    prefix = f"live{uuid.uuid4().hex[:8]}"
-    env = service_env(database_url, redis_url, sqs_endpoint, prefix)
-    cfg = Settings("test", database_url, redis_url, sqs_endpoint, "us-east-1", prefix)
+@contextmanager
+def serve_api(env: dict[str, str]) -> Iterator[LiveApi]:
+    """The API served over real HTTP by `chalice local` (stage test) with this environment,
+    queues created; as clients see it."""
+    prefix = env["QUEUE_PREFIX"]
+    cfg = Settings(
+        "test", env["DATABASE_URL"], env["REDIS_URL"], env["AWS_ENDPOINT_URL"], "us-east-1", prefix
+    )
     queues.ensure_queues(sqs_client(cfg), queues.queue_specs(prefix, list(catalog.PRODUCTS)))
+    port = services.free_port()
     chalice = str(Path(sys.executable).with_name("chalice"))
     proc = subprocess.Popen(
         [
@@ -254,7 +258,7 @@ def live_api(database_url: str, redis_url: str, sqs_endpoint: str) -> Iterator[L
             str(port),
             "--no-autoreload",
         ],
-        cwd=Path(__file__).parent.parent,
+        cwd=ROOT,
         env=os.environ | env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -265,6 +269,14 @@ def live_api(database_url: str, redis_url: str, sqs_endpoint: str) -> Iterator[L
         yield LiveApi(f"http://127.0.0.1:{port}", env)
     finally:
         services.terminate(proc)
+
+
+@pytest.fixture(scope="session")
+def live_api(database_url: str, redis_url: str, sqs_endpoint: str) -> Iterator[LiveApi]:
+    """The API over HTTP on the session database (no matcher: orders stay pending)."""
+    env = service_env(database_url, redis_url, sqs_endpoint, f"live{uuid.uuid4().hex[:8]}")
+    with serve_api(env) as api:
+        yield api
 
 
 def http_json(
