@@ -98,6 +98,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--only",
+        default="",
+        help="run only cases whose name contains this (the baseline always runs)",
+    )
     args = parser.parse_args()
 
     state = ROOT / ".dev"
@@ -189,6 +194,8 @@ def main() -> None:
         )
         baseline = None
         for name, make, threads in cases:
+            if baseline is not None and args.only not in name:
+                continue
             r = load(base, make, args.seconds, threads)
             baseline = baseline or r["rps"]
             print(

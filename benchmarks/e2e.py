@@ -1,8 +1,11 @@
-"""End-to-end throughput of the order path. Matcher part: how fast the matcher settles a
-pre-filled queue, against how fast the SQS endpoint alone can be drained.
+"""End-to-end throughput of the order path: orders accepted over HTTP by the local API, and how
+fast the matcher settles a pre-filled queue, against how fast the SQS endpoint alone drains.
 
     python benchmarks/e2e.py                    # 3,000 orders per product
     python benchmarks/e2e.py --orders 1000
+
+0. HTTP: signed POST /orders on one product accepted per second by `chalice local`
+   (benchmarks/api.py, 4 client threads), against GET /time on the same server as baseline.
 
 Uses the local services (DATABASE_URL / REDIS_URL / AWS_ENDPOINT_URL or the defaults, started
 if missing) with a database and queue prefix of its own, dropped afterwards. Figures:
@@ -23,6 +26,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -213,6 +217,20 @@ def main() -> int:
         f"machine: {os.cpu_count()} cores, {platform.python_implementation()} "
         f"{platform.python_version()}, {platform.system()} {platform.machine()}"
     )
+    http = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("api.py")),
+            "--only",
+            "POST /orders",
+            "--seconds",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print("HTTP (chalice local):\n  " + "\n  ".join(http.stdout.strip().splitlines()[1:]))
     cfg, url = setup()
     try:
         with psycopg.connect(url, autocommit=True) as conn:
