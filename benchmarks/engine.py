@@ -1,8 +1,12 @@
 """Throughput, latency and memory of the matching engine, and the same workload through two
 PyPI engines for comparison.
 
-    python benchmarks/engine.py              # 1,000,000 operations
-    python benchmarks/engine.py --ops 100000 --no-peers
+    python benchmarks/engine.py              # 1,000,000 operations, every build of ours
+    python benchmarks/engine.py --ops 100000 --no-peers --build pure
+
+Ours runs as each build in one process: ``compiled`` (the mypyc build, when ``make engine`` has
+built it for the current sources) and ``pure`` (book.py as Python); ``ENGINE_PURE=1`` leaves only
+``pure``. Every figure names the build it is for.
 
 The workload is generated once with a fixed seed, outside every timed region: 60% limit orders,
 30% cancels of uniformly random resting orders, 10% market orders; the mid price is a Gaussian
@@ -39,7 +43,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher.engine import BUY, SELL, Done, Opened, Order, OrderBook
+import matcher.engine
+from matcher.engine import BUY, SELL, Done, Opened, Order, OrderBook, compiled
 
 SEED = 20240601
 START_MID = 100_000
@@ -129,8 +134,16 @@ def calls(book: OrderBook, commands: list[Command]) -> list[tuple[Callable[[Any]
     return [(cancel if is_cancel else submit, payload) for is_cancel, payload, _ in commands]
 
 
-def run_ours(commands: list[Command]) -> tuple[float, int]:
-    ops = calls(OrderBook(quote_units_per_tick_lot=1), commands)
+def builds() -> dict[str, type[OrderBook]]:
+    """Our builds this process can run, the package's own first."""
+    found = {matcher.engine.BUILD: OrderBook}
+    if "pure" not in found:
+        found["pure"] = compiled.load_pure_copy().OrderBook
+    return found
+
+
+def run_ours(book_class: type[OrderBook], commands: list[Command]) -> tuple[float, int]:
+    ops = calls(book_class(quote_units_per_tick_lot=1), commands)
     gc.collect()  # start each run from a clean heap, not with the build of ops half collected
     events = 0
     t0 = time.perf_counter()
@@ -161,8 +174,10 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def latency_pass(commands: list[Command]) -> tuple[array, list[tuple[int, int, int, int]]]:
-    book = OrderBook(quote_units_per_tick_lot=1)
+def latency_pass(
+    book_class: type[OrderBook], commands: list[Command]
+) -> tuple[array, list[tuple[int, int, int, int]]]:
+    book = book_class(quote_units_per_tick_lot=1)
     ops = calls(book, commands)
     gc.collect()
     clock = time.perf_counter_ns
@@ -265,12 +280,53 @@ def percentile(sorted_values: list[int], p: float) -> int:
     return sorted_values[min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))]
 
 
+def measure(build: str, book_class: type[OrderBook], commands: list[Command], runs: int) -> float:
+    """Throughput, harness share, latency and memory of one build of ours; returns ops/s."""
+    n = len(commands)
+    run_ours(book_class, commands[: min(n, 50_000)])  # warm-up
+    timings = []
+    for _ in range(runs):
+        seconds, events = run_ours(book_class, commands)
+        timings.append(seconds)
+        gc.collect()
+    ours = n / statistics.median(timings)
+    print(
+        f"ours ({build}): {ours:,.0f} ops/s (median of {runs}; best {n / min(timings):,.0f}), "
+        f"{events:,} events per run"
+    )
+    harness = min(harness_only(commands) for _ in range(runs))
+    print(
+        f"  harness alone (same loop, do-nothing submit/cancel): {harness * 1e9:.0f} ns/op, "
+        f"{harness * ours:.0%} of our time per op"
+    )
+    lat, memory = latency_pass(book_class, commands)
+    values = sorted(lat)
+    del lat
+    print(
+        f"  latency per op ({build}): "
+        f"p50 {percentile(values, 50) / 1000:.2f} us, p99 {percentile(values, 99) / 1000:.2f} us,"
+        f" p99.9 {percentile(values, 99.9) / 1000:.2f} us, max {values[-1] / 1000:.0f} us"
+    )
+    print("  memory during the latency pass (RSS includes the pre-generated workload):")
+    for pct, kib, resting, queued in memory:
+        print(
+            f"    {pct:3d}%: RSS {kib / 1024:7.1f} MiB, resting orders {resting:,},"
+            f" queue entries incl. lazily cancelled {queued:,}"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"  peak RSS of the process so far {peak / 1024:.1f} MiB")
+    return ours
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--peer-runs", type=int, default=1)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument(
+        "--build", choices=("all", "compiled", "pure"), default="all", help="which of ours to run"
+    )
     parser.add_argument(
         "--gc",
         choices=("default", "freeze", "disable"),
@@ -297,38 +353,14 @@ def main() -> None:
         f"collector: {args.gc}; workload layout: {'scattered' if args.scattered else 'compacted'}"
     )
 
-    run_ours(commands[: min(len(commands), 50_000)])  # warm-up
-    timings = []
-    for _ in range(args.runs):
-        seconds, events = run_ours(commands)
-        timings.append(seconds)
-        gc.collect()
-    ours = args.ops / statistics.median(timings)
-    print(
-        f"ours: {ours:,.0f} ops/s (median of {args.runs}; best {args.ops / min(timings):,.0f}), "
-        f"{events:,} events per run"
-    )
-    harness = min(harness_only(commands) for _ in range(args.runs))
-    print(
-        f"harness alone (same loop, do-nothing submit/cancel): {harness * 1e9:.0f} ns/op, "
-        f"{harness * ours:.0%} of our time per op"
-    )
-
-    lat, memory = latency_pass(commands)
-    values = sorted(lat)
-    print(
-        "latency per op: "
-        f"p50 {percentile(values, 50) / 1000:.2f} us, p99 {percentile(values, 99) / 1000:.2f} us,"
-        f" p99.9 {percentile(values, 99.9) / 1000:.2f} us, max {values[-1] / 1000:.0f} us"
-    )
-    print("memory during the latency pass (RSS includes the pre-generated workload):")
-    for pct, kib, resting, queued in memory:
-        print(
-            f"  {pct:3d}%: RSS {kib / 1024:7.1f} MiB, resting orders {resting:,},"
-            f" queue entries incl. lazily cancelled {queued:,}"
-        )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"peak RSS {peak / 1024:.1f} MiB")
+    ours: dict[str, float] = {}
+    available = builds()
+    if args.build != "all":
+        if args.build not in available:
+            sys.exit(f"no {args.build} build to run (matcher.engine: {matcher.engine.BUILD})")
+        available = {args.build: available[args.build]}
+    for build, book_class in available.items():
+        ours[build] = measure(build, book_class, commands, args.runs)
 
     if args.no_peers:
         return
@@ -343,7 +375,8 @@ def main() -> None:
             print(f"{name}: not measured ({type(exc).__name__}: {exc})")
             continue
         theirs = args.ops / seconds
-        print(f"{name}: {theirs:,.0f} ops/s; ours/peer = {ours / theirs:.2f}x")
+        ratios = ", ".join(f"ours {build}/peer = {v / theirs:.2f}x" for build, v in ours.items())
+        print(f"{name}: {theirs:,.0f} ops/s; {ratios}")
     print(
         "peers: limit/cancel only (no events, STP or fees); a market order is sent to them as a"
         " limit at a price crossing the whole book, its remainder cancelled."

@@ -38,12 +38,18 @@ per-product sequence):
 Self-trade prevention with dc for an order that has funds but no size behaves as cn (the taker's
 remainder is cancelled), as Coinbase does: there is no size to decrement by.
 
+Builds: ``OrderBook`` is mypyc-compiled from book.py when ``make engine`` has built it for the
+sources on disk, else book.py itself (``ENGINE_PURE=1`` forces that); ``BUILD`` is
+``"compiled"`` or ``"pure"``. Same source, same behaviour; see ``compiled/``.
+
 Holds: a buy's fees are rounded up per fill, so ``ceil(total * rate)`` is not a safe fee hold for
 a limit buy that may fill in several pieces; use :meth:`OrderBook.buy_hold`. A market buy with
 ``funds`` never spends (notional plus taker fees) past ``funds``.
 """
 
-from .book import OrderBook
+from typing import TYPE_CHECKING
+
+from .compiled import select as _select
 from .events import (
     BUY,
     FOK,
@@ -63,6 +69,16 @@ from .events import (
     Opened,
     Order,
 )
+
+if TYPE_CHECKING:
+    from .book import OrderBook
+
+    BUILD: str
+else:
+    # The compiled book when its build matches the sources, else book.py (see compiled/).
+    _book, BUILD = _select()
+    OrderBook = _book.OrderBook
+    del _book
 
 __all__ = [
     "BUY",

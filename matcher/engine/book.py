@@ -56,6 +56,11 @@ _MATCHED, _STOPPED, _BUDGET = 0, 1, 2  # how _take_funds ended
 # A market order has no price limit: its bound is below every level key.
 _NO_BOUND = float("-inf")
 
+# How the book reads an Order: as a tuple of anything, not as its declared field types. Compiled
+# with mypyc, a read at a declared type is checked (a float price would raise TypeError rather
+# than be rejected, and a field narrowed to int is unboxed, so True would pass as a size of 1).
+_Fields = tuple[Any, ...]
+
 
 class _Level:
     """One price level: live size and count, and a FIFO that may hold cancelled entries."""
@@ -181,8 +186,10 @@ class OrderBook:
         Raises :class:`DuplicateOrderId` if ``order.id`` is resting; every other problem with
         the order is a ``Done(reason="rejected")`` event.
         """
-        # One unpack instead of ten attribute reads: this is the path of every order.
-        oid, account, side, otype, price, size, funds, tif, post_only, stp = order
+        # One unpack instead of ten attribute reads: this is the path of every order. It reads a
+        # view typed tuple[Any, ...] (see _Fields), as do the other readers of an Order.
+        fields: _Fields = order
+        oid, account, side, otype, price, size, funds, tif, post_only, stp = fields
         index = self._index
         if oid in index:
             raise DuplicateOrderId(oid)
@@ -230,7 +237,8 @@ class OrderBook:
     def _submit_other(self, order: Order) -> list[Any]:
         """Every limit order the fast path of :meth:`submit` does not take (IOC, FOK and
         invalid orders), and orders of an invalid type. Complexity: as :meth:`submit`."""
-        oid, account, side, otype, price, size, funds, tif, post_only, stp = order
+        fields: _Fields = order
+        oid, account, side, otype, price, size, funds, tif, post_only, stp = fields
         if not (
             otype == LIMIT
             and side in _SIDES
@@ -309,9 +317,10 @@ class OrderBook:
         return events
 
     def _limit_problem(self, order: Order) -> str:
-        if order.type != LIMIT:
+        fields: _Fields = order
+        _, _, side, otype, price, size, funds, tif, _, stp = fields
+        if otype != LIMIT:
             return "invalid order type"
-        side, price, size, tif = order.side, order.price, order.size, order.time_in_force
         if side != BUY and side != SELL:
             return "invalid side"
         if type(price) is not int or price < 1:
@@ -320,9 +329,9 @@ class OrderBook:
             return "size too small"
         if tif not in TIME_IN_FORCE:
             return "invalid time in force"
-        if order.stp not in _STP_SET:
+        if stp not in _STP_SET:
             return "invalid stp"
-        if order.funds is not None:
+        if funds is not None:
             return "funds only for market orders"
         return "post only requires GTC"
 
@@ -502,21 +511,20 @@ class OrderBook:
 
     def _rejected(self, order: Order, message: str) -> Done:
         self._seq = seq = self._seq + 1
-        price = order.price if order.type == LIMIT else None
-        remaining = order.size if type(order.size) is int else None
-        funds = order.funds if type(order.funds) is int else None
+        fields: _Fields = order
+        oid, account, side, otype, price, size, funds, _, _, _ = fields
         return _new(
             Done,
             (
                 seq,
-                order.id,
-                order.account,
-                order.side,
-                price,
+                oid,
+                account,
+                side,
+                price if otype == LIMIT else None,
                 "rejected",
                 message,
-                remaining,
-                funds,
+                size if type(size) is int else None,
+                funds if type(funds) is int else None,
             ),
         )
 
@@ -581,7 +589,8 @@ class OrderBook:
 
     def _market(self, order: Order) -> list[Any]:
         """A market order (validated here). Complexity: O(F) for F orders touched."""
-        oid, account, side, _, price, size, funds, _, post_only, stp = order
+        fields: _Fields = order
+        oid, account, side, _, price, size, funds, _, post_only, stp = fields
         if (
             funds is None
             and type(size) is int
@@ -618,9 +627,9 @@ class OrderBook:
             reject = "funds too small"
         elif stp not in STP_MODES:
             reject = "invalid stp"
-        elif order.price is not None:
+        elif price is not None:
             reject = "price not allowed on market orders"
-        elif order.post_only:
+        elif post_only:
             reject = "post only requires limit"
         if reject is not None:
             return [self._rejected(order, reject)]
