@@ -173,7 +173,7 @@ def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
             raise ValueError(f"unknown ledger type {m.kind!r}")
         else:
             ref = m.ref or LedgerRef()
-            row = (
+            entry = (
                 len(ledger[0]),
                 key[0],
                 key[1],
@@ -184,7 +184,7 @@ def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
                 ref.trade_id,
                 ref.transfer_id,
             )
-            for col, v in zip(ledger, row, strict=True):
+            for col, v in zip(ledger, entry, strict=True):
                 col.append(v)
         d = net.setdefault(key, [0, 0])
         d[0] += m.available
