@@ -2,8 +2,8 @@
 
 from chalice import Chalice
 
-from chalicelib.routes import accounts, auth, dev, orders, public
+from chalicelib.routes import accounts, auth, dev, market, orders, public
 
 app = Chalice(app_name="exchange-orderbook")
-for blueprint in (public.bp, auth.bp, accounts.bp, orders.bp, dev.bp):
+for blueprint in (public.bp, market.bp, auth.bp, accounts.bp, orders.bp, dev.bp):
     app.register_blueprint(blueprint)

@@ -34,3 +34,26 @@ def price(units: int | Decimal, product: Product) -> str:
 
 def size(units: int | Decimal, product: Product) -> str:
     return format_decimal(from_units(int(units), product.base.exponent), _places(product.lot))
+
+
+def price_places(product: Product) -> int:
+    return _places(product.tick)
+
+
+def size_places(product: Product) -> int:
+    return _places(product.lot)
+
+
+def fixed(units: int, exponent: int, places: int) -> str:
+    """`units` x 10**-exponent with exactly `places` fraction digits: what `price` and `size`
+    print, by integer arithmetic (about 10x cheaper than Decimal; the matcher formats every
+    changed level of every batch). Raises ValueError rather than round."""
+    if places >= exponent:
+        scaled = units * 10 ** (places - exponent)
+    else:
+        scaled, rest = divmod(units, 10 ** (exponent - places))
+        if rest:
+            raise ValueError(f"{units}e-{exponent} has more than {places} decimal places")
+    sign = "-" if scaled < 0 else ""
+    whole, frac = divmod(abs(scaled), 10**places)
+    return f"{sign}{whole}.{frac:0{places}d}" if places else f"{sign}{whole}"

@@ -32,6 +32,7 @@ from chalicelib.cache import redis_client
 from chalicelib.catalog import PRODUCTS
 from chalicelib.config import Settings
 from chalicelib.logs import logger
+from chalicelib.market_keys import keys_for
 from chalicelib.order_queue import QueueMessage
 from chalicelib.sqs import sqs_client
 from matcher import books, publisher, sweeper
@@ -113,6 +114,7 @@ class ProductWorker(threading.Thread):
         self.lost = threading.Event()  # set by the coordinator when the lock is gone
         self._conn: psycopg.Connection | None = None
         self._loaded: books.LoadedBook | None = None
+        self.publisher = publisher.Publisher(keys_for(matcher.cfg), books.Rules.of(product_id))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -157,6 +159,7 @@ class ProductWorker(threading.Thread):
                 "open_orders": len(loaded.live),
             },
         )
+        self._market_data(None)
         while self._running():
             t0 = time.perf_counter()
             reply = m.sqs.receive_message(
@@ -169,6 +172,7 @@ class ProductWorker(threading.Thread):
             messages = reply.get("Messages", [])
             self.idle = not messages
             if not messages:
+                self._market_data(None)
                 continue
             self._cycle(url, messages, t0, t1)
 
@@ -184,11 +188,7 @@ class ProductWorker(threading.Thread):
         loaded = self._loaded
         assert loaded is not None
         t2 = time.perf_counter()
-        try:
-            publisher.publish(m.redis, loaded.rules, loaded.book, result.trades)
-        except Exception:
-            # Postgres has the batch; market data is derived and can be rebuilt from it.
-            logger.exception("market data publish failed", extra={"product_id": self.product_id})
+        self._market_data(result)
         t3 = time.perf_counter()
         poison = set(result.poison)
         handles = {msg["MessageId"]: msg["ReceiptHandle"] for msg in messages}
@@ -226,6 +226,20 @@ class ProductWorker(threading.Thread):
                     {k: v for k, v in tm.items() if k.startswith("w_")},
                 )
             )
+
+    def _market_data(self, result: BatchResult | None) -> None:
+        """Publish a committed batch (None: on start and when idle, republish if Redis lost
+        it). Never raises: Postgres has the batch, and market data can be rebuilt from it."""
+        loaded = self._loaded
+        if loaded is None:
+            return
+        try:
+            if result is None:
+                self.publisher.tick(self.m.redis, self._connect(), loaded)
+            else:
+                self.publisher.publish(self.m.redis, self._connect(), loaded, result)
+        except Exception:
+            logger.exception("market data publish failed", extra={"product_id": self.product_id})
 
     def _settle(self, batch: list[Received]) -> BatchResult:
         loaded = self._loaded

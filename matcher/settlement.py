@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import psycopg
@@ -49,6 +50,21 @@ class Trade(NamedTuple):
     taker_fee: int
 
 
+class Submitted(NamedTuple):
+    """Market data's marker: this order reached the engine (Coinbase's `received`); the
+    engine's events for it follow in `BatchResult.events`."""
+
+    seq: int  # the sequence of its first event
+    order: OrderState
+
+
+class PendingCancelled(NamedTuple):
+    """Market data's marker: a cancel overtook its order, which never reached the engine."""
+
+    seq: int  # the book's sequence at the time (unchanged: the engine saw nothing)
+    order: OrderState
+
+
 @dataclass(slots=True)
 class BatchResult:
     product_id: str
@@ -59,6 +75,10 @@ class BatchResult:
     skipped: list[str] = field(default_factory=list)  # redeliveries and moot cancels
     poison: list[str] = field(default_factory=list)  # message ids left for the DLQ
     timings: dict[str, float] = field(default_factory=dict)
+    # For market data: every engine event of the batch in order, with Submitted and
+    # PendingCancelled markers; and the commit's time (trades.created_at), None if no write.
+    events: list[Any] = field(default_factory=list)
+    time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +107,7 @@ class _Batch:
         self.moves: list[Move] = []
         self.trades: list[Trade] = []
         self.next_trade_id = loaded.last_trade_id + 1
+        self.events: list[Any] = []  # what market data publishes, in order
 
     def state(self, order_id: str) -> OrderState | None:
         """The batch's view of an order: as the batch left it, else as the book or Postgres
@@ -110,6 +131,7 @@ class _Batch:
     # ------------------------------------------------------------------ events -> writes
 
     def apply(self, events: list[Any]) -> None:
+        self.events += events
         for e in events:
             kind = type(e)
             if kind is Fill:
@@ -215,6 +237,7 @@ class _Batch:
         failed): the order never reaches the engine, it is just done with its hold released."""
         o.status, o.done_reason = "done", "canceled"
         self._set_hold(o, 0)
+        self.events.append(PendingCancelled(self.loaded.book.seq, o))
 
 
 def load_orders(
@@ -262,6 +285,7 @@ def settle_batch(
                 result.skipped.append(r.message_id)  # a redelivery: already processed
                 continue
             o.accepted_seq = book.seq + 1
+            work.events.append(Submitted(o.accepted_seq, o))
             work.apply(book.submit(o.command()))
         elif m.order_id in book:
             events = book.cancel(m.order_id)
@@ -275,6 +299,7 @@ def settle_batch(
         result.applied.append(r.message_id)
     result.seq_after = book.seq
     result.trades = work.trades
+    result.events = work.events
     t2 = time.perf_counter()
 
     changed = [o for o in work.touched.values() if _differs(o, loaded, rows)]
@@ -317,7 +342,7 @@ def _write(
                     """UPDATE product_state
                        SET last_seq = %s, last_trade_id = %s, updated_at = now()
                        WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s
-                       RETURNING 1""",
+                       RETURNING now()""",
                     (
                         result.seq_after,
                         work.next_trade_id - 1,
@@ -331,9 +356,10 @@ def _write(
                     _write_trades(conn, product_id, work.trades)
                 apply_moves(conn, work.moves)
                 pipe.sync()
-                fenced = fence.fetchone() is None
-            if fenced:
+                fenced_row = fence.fetchone()
+            if fenced_row is None:
                 raise Fenced(product_id)
+            result.time = fenced_row[0]  # now(): the transaction's time, trades.created_at's
             if orders is not None and orders.rowcount != len(changed):
                 raise Conflict(f"{len(changed) - orders.rowcount} order(s) were no longer live")
             result.timings["w_statements"], t = clock() - t, clock()

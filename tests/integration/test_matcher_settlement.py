@@ -293,6 +293,7 @@ def test_wei_amounts_beyond_bigint_settle_exactly(flow: Flow) -> None:
 
 def test_market_data_is_published_to_redis(flow: Flow) -> None:
     from chalicelib.cache import redis_client
+    from chalicelib.market_keys import keys_for
 
     seller = flow.user(BTC="1")
     buyer = flow.user(USD="100000")
@@ -302,11 +303,17 @@ def test_market_data_is_published_to_redis(flow: Flow) -> None:
     flow.run()
 
     r = redis_client(flow.cfg.redis_url)
-    top = {k.decode(): v.decode() for k, v in r.hgetall("book:BTC-USD:top").items()}
-    assert (top["bid"], top["ask"], top["seq"]) == ("29000.00000000", "30000.00000000", "4")
-    assert top["ask_size"] == "0.40000000"
-    # The stream is shared by every test on this Redis: find this test's trade by order id.
-    entries = r.xrevrange("trades:BTC-USD", count=50)
+    keys = keys_for(flow.cfg)
+    ticker = {k.decode(): v.decode() for k, v in r.hgetall(keys.ticker("BTC-USD")).items()}
+    assert (ticker["bid"], ticker["ask"], ticker["sequence"]) == (
+        "29000.00000000",
+        "30000.00000000",
+        "4",
+    )
+    assert ticker["ask_size"] == "0.40000000"
+    entries = r.xrevrange(keys.trades("BTC-USD"), count=50)
     taker = flow.trades("BTC-USD")[0]["taker_order_id"]
-    mine = [f for _, f in entries if f[b"taker_order_id"].decode() == taker]
-    assert len(mine) == 1 and mine[0][b"price"] == b"30000.00000000" and mine[0][b"side"] == b"sell"
+    assert len(entries) == 1 and entries[0][0] == b"1-0"
+    mine = entries[0][1]
+    assert mine[b"taker_order_id"].decode() == taker
+    assert mine[b"price"] == b"30000.00000000" and mine[b"side"] == b"sell"

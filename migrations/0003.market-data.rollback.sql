@@ -1,0 +1,1 @@
+DROP INDEX trades_product_time;
