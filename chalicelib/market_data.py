@@ -74,7 +74,7 @@ def book(product_id: str, level: int) -> dict[str, Any]:
     return {"bids": bids, "asks": asks, "sequence": sequence, "time": _now_iso()}
 
 
-def _sorted_levels(raw: Mapping[Any, Any], side: str) -> list[list[Any]]:
+def sorted_levels(raw: Mapping[Any, Any], side: str) -> list[list[Any]]:
     rows: list[list[Any]] = []
     for price, value in raw.items():
         size, count = _s(value).split(" ")
@@ -114,7 +114,7 @@ def book_snapshot(redis: Any, keys: Keys, product_id: str, level: int) -> Any:
     if level == 3:
         orders = _sorted_orders(replies[1])
         return sequence, orders["buy"], orders["sell"]
-    return sequence, _sorted_levels(replies[1], "buy"), _sorted_levels(replies[2], "sell")
+    return sequence, sorted_levels(replies[1], "buy"), sorted_levels(replies[2], "sell")
 
 
 def _book_from_redis(p: Product, level: int) -> Any:

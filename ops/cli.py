@@ -70,6 +70,13 @@ def _cmd_matcher(args: argparse.Namespace) -> int:
     return matcher.run()
 
 
+def _cmd_feed(args: argparse.Namespace) -> int:
+    """The WebSocket market data feed, from the matcher's Redis messages, until Ctrl-C."""
+    from feed import server
+
+    return server.main(settings(), args.host, args.port)
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from matcher.check import run_check
 
@@ -102,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--products", help="comma-separated product ids (default: all)")
     m.add_argument("--wait", type=int, default=2, help="SQS long-poll seconds (default 2)")
     m.set_defaults(fn=_cmd_matcher)
+
+    f = sub.add_parser("feed", help="serve the WebSocket market data feed (level2, ticker, ...)")
+    f.add_argument("--host", default="127.0.0.1")
+    f.add_argument("--port", type=int, default=int(os.environ.get("FEED_PORT", "8001")))
+    f.set_defaults(fn=_cmd_feed)
 
     c = sub.add_parser("check", help="verify balances, holds, ledger, trades and replay")
     c.add_argument("--products", help="comma-separated product ids to replay (default: all)")

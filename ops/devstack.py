@@ -104,12 +104,16 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> int:
         services.wait_for_port(host, port, 60, "the API (chalice local)", api)
         exchange = str(Path(sys.executable).with_name("exchange"))
         matcher = stack.spawn("matcher", [exchange, "matcher"])
+        feed_port = port + 1
+        feed = stack.spawn("feed", [exchange, "feed", "--host", host, "--port", str(feed_port)])
+        services.wait_for_port(host, feed_port, 30, "the feed (exchange feed)", feed)
         ready_s = time.monotonic() - started
         say(f"ready in {ready_s:.1f} s")
         for svc in found:
             say(f"  {svc.name:<9} {svc.url}  ({svc.source})")
         say(f"  {'api':<9} http://{host}:{port}  (chalice local, stage local)")
         say(f"  {'matcher':<9} pid {matcher.pid}  (every product; `exchange check` audits it)")
+        say(f"  {'feed':<9} ws://{host}:{feed_port}  (level2, ticker, matches, user)")
         for product_id, url in queue_urls.items():
             say(f"  queue     {product_id}: {url}")
         say("Ctrl-C stops everything this command started.")
@@ -119,6 +123,9 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> int:
                 return 1
             if matcher.poll() is not None:
                 say(f"the matcher exited with code {matcher.returncode}; stopping")
+                return 1
+            if feed.poll() is not None:
+                say(f"the feed exited with code {feed.returncode}; stopping")
                 return 1
             time.sleep(0.2)
         return 0

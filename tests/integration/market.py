@@ -143,3 +143,40 @@ def funded_users(flow: Flow, n: int) -> list[str]:
 
 
 assert PID in PRODUCTS
+
+
+def set_env(cfg: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point chalicelib's settings() (sessions, API keys, db pool) at this test's services."""
+    env = {
+        "STAGE": "test",
+        **service_env(
+            cfg.database_url, cfg.redis_url, cfg.aws_endpoint_url or "", cfg.queue_prefix
+        ),
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+
+@contextmanager
+def feed_server(cfg: Settings) -> Iterator[Any]:
+    """A FeedServer on a free port, in a thread with its own event loop, for the block."""
+    import asyncio
+    import threading
+
+    from feed.server import FeedServer
+
+    loop = asyncio.new_event_loop()
+    server = FeedServer(cfg, "127.0.0.1", 0)
+    stop = loop.create_future()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.run(stop),))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.ready.is_set():
+            assert time.monotonic() < deadline and thread.is_alive(), "the feed did not start"
+            time.sleep(0.02)
+        yield server
+    finally:
+        loop.call_soon_threadsafe(stop.set_result, None)
+        thread.join(10)
+        loop.close()
