@@ -210,3 +210,57 @@ def test_ccxt_creates_fetches_and_cancels_orders_and_fetches_trades(stack: LiveA
     balance = ex.fetch_balance()
     assert balance["ETH"]["total"] == 1.0
     assert Decimal(str(balance["USD"]["total"])) == Decimal("7996")
+
+
+def test_ccxt_reads_book_ticker_trades_and_candles(stack: LiveApi) -> None:
+    maker, taker = Trader(stack), Trader(stack)
+    maker.fund("BTC", "1")
+    taker.fund("USD", "100000")
+    asks = []
+    for price in ("30000.00", "30010.00", "30020.00"):
+        status, ask = maker(
+            "POST",
+            "/orders",
+            {"product_id": "BTC-USD", "side": "sell", "price": price, "size": "0.1"},
+        )
+        assert status == 200
+        asks.append(ask["id"])
+    status, bid = taker(
+        "POST",
+        "/orders",
+        {"product_id": "BTC-USD", "side": "buy", "price": "29990.00", "size": "0.2"},
+    )
+    assert status == 200
+    status, take = taker(
+        "POST",
+        "/orders",
+        {"product_id": "BTC-USD", "side": "buy", "price": "30000.00", "size": "0.05"},
+    )
+    assert status == 200
+    for order_id in asks:
+        assert maker.wait_settled(order_id)["status"] == "open"
+    assert taker.wait_settled(bid["id"])["status"] == "open"
+    assert taker.wait_settled(take["id"])["status"] == "done"
+
+    ex = ccxt.coinbaseexchange({"enableRateLimit": False})
+    ex.urls["api"] = {"public": stack.url, "private": stack.url}
+    ex.load_markets()
+    deadline = time.monotonic() + 10
+    while True:  # market data is published after the batch commits
+        book = ex.fetch_order_book("BTC/USD")
+        if book["asks"] and book["asks"][0][1] == 0.05:
+            break
+        assert time.monotonic() < deadline, book
+        time.sleep(0.1)
+    assert book["bids"][0][:2] == [29990.0, 0.2]
+    assert [level[:2] for level in book["asks"]] == [
+        [30000.0, 0.05],
+        [30010.0, 0.1],
+        [30020.0, 0.1],
+    ]
+    ticker = ex.fetch_ticker("BTC/USD")
+    assert (ticker["last"], ticker["bid"], ticker["ask"]) == (30000.0, 29990.0, 30000.0)
+    trades = ex.fetch_trades("BTC/USD")
+    assert [(t["price"], t["amount"]) for t in trades] == [(30000.0, 0.05)]
+    candles = ex.fetch_ohlcv("BTC/USD", "1m")
+    assert candles and candles[-1][1:] == [30000.0, 30000.0, 30000.0, 30000.0, 0.05]
