@@ -1,9 +1,18 @@
-"""The REST API (Chalice). Routes live in chalicelib/routes; this file only assembles them."""
+"""The REST API (Chalice) and the WebSocket feed's handlers. Routes live in chalicelib/routes
+and the WebSocket handlers in chalicelib/ws.py; this file only assembles them. Chalice takes
+WebSocket handlers on the app itself, not on blueprints."""
 
 from chalice import Chalice
 
+from chalicelib import ws
 from chalicelib.routes import accounts, auth, dev, market, orders, public
 
 app = Chalice(app_name="exchange-orderbook")
 for blueprint in (public.bp, market.bp, auth.bp, accounts.bp, orders.bp, dev.bp):
     app.register_blueprint(blueprint)
+
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+# Module-level names: each is a Lambda handler (`app.ws_message`) in the package Chalice builds.
+ws_connect = app.on_ws_connect(name="ws_connect")(ws.on_connect)
+ws_message = app.on_ws_message(name="ws_message")(ws.on_message)
+ws_disconnect = app.on_ws_disconnect(name="ws_disconnect")(ws.on_disconnect)

@@ -1,5 +1,5 @@
 """The WebSocket feed's protocol (Coinbase Exchange's message shapes), with no transport: the
-local server (feed/server.py) and the API Gateway handlers (chalicelib/routes/websocket.py)
+local server (feed/server.py) and the API Gateway handlers (chalicelib/ws.py)
 both speak it.
 
 Client -> server: `{"type": "subscribe"|"unsubscribe", "product_ids": [...], "channels": ["level2",

@@ -77,6 +77,29 @@ def _cmd_feed(args: argparse.Namespace) -> int:
     return server.main(settings(), args.host, args.port)
 
 
+def _cmd_ws_fanout(args: argparse.Namespace) -> int:
+    """Post the matcher's feed messages to API Gateway WebSocket subscribers, until SIGTERM."""
+    import signal
+
+    from chalicelib import ws, ws_fanout
+    from chalicelib.market_keys import keys_for
+
+    url = os.environ.get("WS_CALLBACK_URL")
+    if not url:
+        print("set WS_CALLBACK_URL: https://<api id>.execute-api.<region>.amazonaws.com/<stage>")
+        return 2
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    post = ws.poster(ws.management_client(url))
+    ws_fanout.run(ws.subscriptions_store(), post, keys_for(settings()), stop=lambda: bool(stopping))
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from matcher.check import run_check
 
@@ -114,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--host", default="127.0.0.1")
     f.add_argument("--port", type=int, default=int(os.environ.get("FEED_PORT", "8001")))
     f.set_defaults(fn=_cmd_feed)
+
+    w = sub.add_parser("ws-fanout", help="post feed messages to API Gateway WebSocket clients")
+    w.set_defaults(fn=_cmd_ws_fanout)
 
     c = sub.add_parser("check", help="verify balances, holds, ledger, trades and replay")
     c.add_argument("--products", help="comma-separated product ids to replay (default: all)")
