@@ -111,10 +111,11 @@ def fill(cfg: Settings, conn: psycopg.Connection, product_id: str, n: int, seed:
     mid = decimal_units(MIDS[product_id], p.quote.exponent) // p.quote_units_per_tick
     lots = decimal_units(SIZES[product_id], p.base.exponent) // p.base_units_per_lot
     messages: list[QueueMessage] = []
-    placed: list[str] = []
+    placed: list[tuple[str, str]] = []
     for i in range(n):
         if i % 10 == 9 and placed:
-            messages.append(QueueMessage("cancel", rng.choice(placed), product_id))
+            oid, owner = rng.choice(placed)
+            messages.append(QueueMessage("cancel", oid, product_id, owner))
             continue
         side = rng.choice(("buy", "sell"))
         # within 5 ticks either side of the mid: about half the orders cross something
@@ -142,8 +143,8 @@ def fill(cfg: Settings, conn: psycopg.Connection, product_id: str, n: int, seed:
                     amount,
                 ),
             )
-        placed.append(oid)
-        messages.append(QueueMessage("order", oid, product_id))
+        placed.append((oid, user))
+        messages.append(QueueMessage("order", oid, product_id, user))
     send_all(sqs_client(cfg), order_queue.queue_url(sqs_client(cfg), cfg, product_id), messages)
     return len({msg.dedup_id for msg in messages})
 
@@ -153,7 +154,13 @@ def bare(cfg: Settings, n: int) -> float:
     sqs = sqs_client(cfg)
     spec = queues.queue_specs(f"{cfg.queue_prefix}bare", ["BTC-USD"])
     url = queues.ensure_queues(sqs, spec)["BTC-USD"]
-    send_all(sqs, url, [QueueMessage("order", str(uuid.uuid4()), "BTC-USD") for _ in range(n)])
+    users = [str(uuid.uuid4()) for _ in range(50)]  # spread over the groups as fill()'s are
+    rng = random.Random(0)
+    send_all(
+        sqs,
+        url,
+        [QueueMessage("order", str(uuid.uuid4()), "BTC-USD", rng.choice(users)) for _ in range(n)],
+    )
     got = 0
     start = time.perf_counter()
     while got < n:

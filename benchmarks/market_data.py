@@ -99,13 +99,15 @@ def publish_vs_settle(cfg: Settings, n_batches: int, seed: int) -> list[str]:
             side = rng.choice(("buy", "sell"))
             if rng.random() < 0.1 and loaded.live:
                 oid = rng.choice(list(loaded.live))
-                out.append(Received(str(uuid.uuid4()), QueueMessage("cancel", oid, PID)))
+                owner = loaded.live[oid].user_id
+                out.append(Received(str(uuid.uuid4()), QueueMessage("cancel", oid, PID, owner)))
                 continue
             cross = rng.random() < crossing
             off = rng.randint(0, 30) * (1 if (side == "sell") != cross else -1)
             price = f"{30000 + off}.00"
-            oid = flow.place(rng.choice(users), PID, side, price, "0.001", send=False)
-            out.append(Received(str(uuid.uuid4()), QueueMessage("order", oid, PID)))
+            user = rng.choice(users)
+            oid = flow.place(user, PID, side, price, "0.001", send=False)
+            out.append(Received(str(uuid.uuid4()), QueueMessage("order", oid, PID, user)))
         return out
 
     pub.full(r, conn, loaded)

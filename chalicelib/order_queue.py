@@ -2,13 +2,23 @@
 
 A message names an order; the order itself is read from Postgres, which is the truth (a message
 can be late, repeated or forged by nobody but us, and carries nothing the database does not).
-Group id = product id (one ordered stream per product); deduplication id = the order id for a
-new order and "cancel:<order id>" for its cancel, so a retried send is delivered once.
+Deduplication id = the order id for a new order and "cancel:<order id>" for its cancel, so a
+retried send is delivered once.
+
+Message groups: SQS FIFO hands out a group's next messages only once the previous ones are
+deleted, so a product that were one group could never have more than one batch in flight, and
+its rate would be bounded by receive + settle + delete done one after another. Each product's
+queue is therefore split into GROUPS_PER_PRODUCT groups by account ("BTC-USD.7"): the matcher
+receives one group's batch while it settles another's. What must stay ordered stays ordered:
+an account's orders and cancels share a group, and the matcher sequences the product (price-time
+priority is the order in which the matcher takes the messages, as it always was). The mapping
+must not change while messages are in flight, since deduplication is scoped to a group.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,12 +27,24 @@ from chalicelib.config import Settings
 
 Kind = Literal["order", "cancel"]
 
+GROUPS_PER_PRODUCT = 16
+
+
+def group_id(product_id: str, user_id: str) -> str:
+    """The message group of an account's messages on a product (stable: derived from the id)."""
+    return f"{product_id}.{uuid.UUID(user_id).int % GROUPS_PER_PRODUCT}"
+
 
 @dataclass(frozen=True, slots=True)
 class QueueMessage:
     kind: Kind
     order_id: str
     product_id: str
+    user_id: str  # the order's owner: it picks the message group
+
+    @property
+    def group_id(self) -> str:
+        return group_id(self.product_id, self.user_id)
 
     @property
     def dedup_id(self) -> str:
@@ -30,7 +52,12 @@ class QueueMessage:
 
     def body(self) -> str:
         return json.dumps(
-            {"type": self.kind, "order_id": self.order_id, "product_id": self.product_id},
+            {
+                "type": self.kind,
+                "order_id": self.order_id,
+                "product_id": self.product_id,
+                "user_id": self.user_id,
+            },
             separators=(",", ":"),
         )
 
@@ -40,10 +67,10 @@ class QueueMessage:
         data = json.loads(body)
         if not isinstance(data, dict) or data.get("type") not in ("order", "cancel"):
             raise ValueError(f"not an order queue message: {body[:200]!r}")
-        order_id, product_id = data.get("order_id"), data.get("product_id")
-        if not isinstance(order_id, str) or not isinstance(product_id, str):
-            raise ValueError(f"message lacks order_id/product_id: {body[:200]!r}")
-        return cls(data["type"], order_id, product_id)
+        fields = [data.get(k) for k in ("order_id", "product_id", "user_id")]
+        if not all(isinstance(f, str) for f in fields):
+            raise ValueError(f"message lacks order_id/product_id/user_id: {body[:200]!r}")
+        return cls(data["type"], *fields)
 
 
 def queue_url(sqs: Any, cfg: Settings, product_id: str) -> str:
@@ -56,7 +83,7 @@ def send(sqs: Any, url: str, message: QueueMessage) -> None:
     sqs.send_message(
         QueueUrl=url,
         MessageBody=message.body(),
-        MessageGroupId=message.product_id,
+        MessageGroupId=message.group_id,
         MessageDeduplicationId=message.dedup_id,
     )
 
@@ -71,7 +98,7 @@ def send_batch(sqs: Any, url: str, messages: list[QueueMessage]) -> list[QueueMe
             {
                 "Id": str(i),
                 "MessageBody": m.body(),
-                "MessageGroupId": m.product_id,
+                "MessageGroupId": m.group_id,
                 "MessageDeduplicationId": m.dedup_id,
             }
             for i, m in enumerate(messages)

@@ -3,6 +3,10 @@
 Placing is one Postgres transaction (hold the funds with a conditional UPDATE, insert the order as
 pending), then one SQS send. If the send fails the order stays pending with its funds held and
 the matcher's sweeper sends it again under the same deduplication id.
+
+Cancelling is the same shape: record the request on the order (`cancel_requested_at`), commit,
+then send the cancel message. If that send fails, the sweeper re-sends the cancel of every live
+order whose request is a few seconds old, so a cancel the API accepted is never lost.
 """
 
 from __future__ import annotations
@@ -235,7 +239,7 @@ def place(user_id: str, request: OrderRequest) -> dict[str, Any]:
                 raise
             return found
     assert row is not None
-    _publish(order_queue.QueueMessage("order", order_id, request.product.id))
+    _publish(order_queue.QueueMessage("order", order_id, request.product.id, user_id))
     return shape(tuple(row))
 
 
@@ -281,13 +285,22 @@ def get(user_id: str, ref: str) -> dict[str, Any]:
 
 
 def cancel(user_id: str, ref: str, product_id: str | None = None) -> str:
-    """Send the cancel down the order's queue (so it is ordered with the product's orders)."""
+    """Record the cancel request, then send the cancel down the order's queue (so it is ordered
+    with the account's orders of the product)."""
     order = get(user_id, ref)
     if product_id is not None and order["product_id"] != product_id:
         raise NotFound("order not found")
     if order["status"] not in LIVE:
         raise BadRequest("Order already done")
-    _publish(order_queue.QueueMessage("cancel", order["id"], order["product_id"]))
+    with db.connection() as conn:
+        requested = conn.execute(
+            f"""UPDATE orders SET cancel_requested_at = coalesce(cancel_requested_at, now())
+                WHERE id = %s AND user_id = %s AND status IN {LIVE!r} RETURNING id""",
+            (order["id"], user_id),
+        ).fetchone()
+    if requested is None:
+        raise BadRequest("Order already done")  # the matcher finished it since it was read
+    _publish(order_queue.QueueMessage("cancel", order["id"], order["product_id"], user_id))
     return str(order["id"])
 
 
@@ -295,14 +308,18 @@ def cancel_all(user_id: str, product_id: str | None) -> list[str]:
     if product_id is not None and product_id not in PRODUCTS:
         raise BadRequest("Product not found")
     with db.connection() as conn:
+        # One statement records the request on every live order it cancels (see `cancel`).
         rows = conn.execute(
-            """SELECT id, product_id FROM orders
-               WHERE user_id = %s AND status IN ('pending', 'open')
-                 AND (%s::text IS NULL OR product_id = %s) ORDER BY created_at""",
+            """WITH requested AS (
+                 UPDATE orders SET cancel_requested_at = coalesce(cancel_requested_at, now())
+                 WHERE user_id = %s AND status IN ('pending', 'open')
+                   AND (%s::text IS NULL OR product_id = %s)
+                 RETURNING id, product_id, created_at)
+               SELECT id, product_id FROM requested ORDER BY created_at""",
             (user_id, product_id, product_id),
         ).fetchall()
     for order_id, product in rows:
-        _publish(order_queue.QueueMessage("cancel", str(order_id), product))
+        _publish(order_queue.QueueMessage("cancel", str(order_id), product, user_id))
     return [str(r[0]) for r in rows]
 
 

@@ -301,7 +301,7 @@ def _parse(msg: dict[str, Any]) -> QueueMessage | None:
     order_id = parse_order_id(parsed.order_id)
     if order_id is None:
         return None
-    return QueueMessage(parsed.kind, order_id, parsed.product_id)
+    return QueueMessage(parsed.kind, order_id, parsed.product_id, parsed.user_id)
 
 
 class Matcher:

@@ -20,15 +20,16 @@ MAX_PER_SWEEP = 100
 
 def pending_orders(
     conn: psycopg.Connection, product_id: str, older_than_s: float, limit: int = MAX_PER_SWEEP
-) -> list[str]:
+) -> list[tuple[str, str]]:
+    """(order id, user id) of this product's stale pending orders, oldest first."""
     rows = conn.execute(
-        """SELECT id FROM orders
+        """SELECT id, user_id FROM orders
            WHERE product_id = %s AND status = 'pending'
              AND created_at < now() - make_interval(secs => %s)
            ORDER BY created_at LIMIT %s""",
         (product_id, older_than_s, limit),
     ).fetchall()
-    return [str(r[0]) for r in rows]
+    return [(str(r[0]), str(r[1])) for r in rows]
 
 
 def sweep(
@@ -38,7 +39,7 @@ def sweep(
     ids = pending_orders(conn, product_id, older_than_s)
     sent = 0
     for i in range(0, len(ids), 10):
-        chunk = [QueueMessage("order", oid, product_id) for oid in ids[i : i + 10]]
+        chunk = [QueueMessage("order", oid, product_id, uid) for oid, uid in ids[i : i + 10]]
         failed = order_queue.send_batch(sqs, queue_url, chunk)
         sent += len(chunk) - len(failed)
     return sent

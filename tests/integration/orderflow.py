@@ -149,11 +149,12 @@ class Flow:
                 ),
             )
         if send:
-            self.send(QueueMessage("order", order_id, product_id))
+            self.send(QueueMessage("order", order_id, product_id, user_id))
         return order_id
 
     def cancel(self, order_id: str, product_id: str) -> None:
-        self.send(QueueMessage("cancel", order_id, product_id))
+        owner = self.order(order_id)["user_id"]
+        self.send(QueueMessage("cancel", order_id, product_id, owner))
 
     def send(self, message: QueueMessage) -> None:
         order_queue.send(self.sqs, self.urls[message.product_id], message)
@@ -237,27 +238,46 @@ def units(amount: str, asset: str) -> int:
 
 
 def simulate(flow: Flow, product_id: str, commands: list[tuple[str, str]]) -> list[tuple]:
-    """The trades a fresh engine makes from these ("order"|"cancel", order id) commands, in
-    the order given, as (maker id, taker id, price units, size units): what a matcher that
-    processed each message exactly once must have written."""
+    """The trades a fresh engine makes from these ("order"|"cancel", order id) commands, given in
+    the order they were sent, as (maker id, taker id, price units, size units): what a matcher
+    that processed each message exactly once must have written.
+
+    Accounts' messages travel in separate message groups, so the matcher may take two accounts'
+    commands in another order than they were sent; it records its order (accepted_seq and
+    cancel_seq). This asserts that each account's commands kept their order, then replays
+    every command in the matcher's order (a cancel that found nothing to cancel has no seq and
+    changed nothing)."""
     from matcher.books import ORDER_COLUMNS, OrderState, Rules
     from matcher.engine import Fill
 
     rules = Rules.of(product_id)
+    ids = list({oid for _, oid in commands})
     rows = flow.conn.execute(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY(%s::uuid[])",
-        ([oid for _, oid in commands],),
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY(%s::uuid[])", (ids,)
     ).fetchall()
     placed = {o.id: o for o in (OrderState.from_row(tuple(r), rules) for r in rows)}
+    seqs = {
+        str(r[0]): (str(r[1]), r[2], r[3])
+        for r in flow.conn.execute(
+            """SELECT id, user_id, accepted_seq, cancel_seq FROM orders
+               WHERE id = ANY(%s::uuid[])""",
+            (ids,),
+        )
+    }
+    sequenced: list[tuple[int, str, str]] = []
+    last_seq: dict[str, int] = {}
+    for kind, oid in dict.fromkeys(commands):
+        user, accepted, canceled = seqs[oid]
+        seq = accepted if kind == "order" else canceled
+        if seq is None:
+            continue
+        assert seq > last_seq.get(user, 0), f"{user}'s {kind} {oid} was taken out of order"
+        last_seq[user] = seq
+        sequenced.append((seq, kind, oid))
     book = rules.new_book()
     out = []
-    for kind, oid in commands:
-        if kind == "order":
-            if oid in book:
-                continue
-            events = book.submit(placed[oid].command())
-        else:
-            events = book.cancel(oid)
+    for _, kind, oid in sorted(sequenced):
+        events = book.submit(placed[oid].command()) if kind == "order" else book.cancel(oid)
         out.extend(
             (str(e.maker_id), str(e.taker_id), e.price * rules.tick, e.size * rules.lot)
             for e in events

@@ -63,7 +63,7 @@ def test_randomized_session_settles_and_replays(flow: Flow) -> None:
             roll = rng.random()
             if roll < 0.15 and live[user]:
                 pid, oid = live[user].pop(rng.randrange(len(live[user])))
-                message = QueueMessage("cancel", oid, pid)
+                message = QueueMessage("cancel", oid, pid, user)
                 commands[pid].append(("cancel", oid))
                 outbox[pid].append(message)
                 if len(outbox[pid]) >= 10:
@@ -99,7 +99,7 @@ def test_randomized_session_settles_and_replays(flow: Flow) -> None:
                 refused += 1
                 continue
             commands[product_id].append(("order", oid))
-            outbox[product_id].append(QueueMessage("order", oid, product_id))
+            outbox[product_id].append(QueueMessage("order", oid, product_id, user))
             if len(outbox[product_id]) >= 10:
                 flush(product_id)
         for product_id in MARKETS:

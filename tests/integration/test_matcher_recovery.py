@@ -109,8 +109,8 @@ def test_a_duplicate_message_is_ignored(flow: Flow) -> None:
     # re-send more than five minutes after the first.
     flow.sqs.send_message(
         QueueUrl=flow.urls["BTC-USD"],
-        MessageBody=QueueMessage("order", bid, "BTC-USD").body(),
-        MessageGroupId="BTC-USD",
+        MessageBody=QueueMessage("order", bid, "BTC-USD", buyer).body(),
+        MessageGroupId=QueueMessage("order", bid, "BTC-USD", buyer).group_id,
         MessageDeduplicationId=f"again-{bid}",
     )
     flow.run()
@@ -198,8 +198,8 @@ def test_fencing_a_stale_matcher_cannot_write_and_redoes_from_postgres(flow: Flo
     ask = flow.place(seller, "BTC-USD", "sell", "30000.00", "0.5", send=False)
     bid = flow.place(buyer, "BTC-USD", "buy", "30000.00", "0.2", send=False)
     batch = [
-        Received("m1", QueueMessage("order", ask, "BTC-USD")),
-        Received("m2", QueueMessage("order", bid, "BTC-USD")),
+        Received("m1", QueueMessage("order", ask, "BTC-USD", seller)),
+        Received("m2", QueueMessage("order", bid, "BTC-USD", buyer)),
     ]
     with (
         psycopg.connect(flow.cfg.database_url, autocommit=True) as old,

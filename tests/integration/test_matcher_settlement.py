@@ -270,7 +270,7 @@ def test_cancel_that_overtakes_its_order_cancels_it_while_pending(flow: Flow) ->
     assert flow.bal(buyer, "USD") == Bal(usd("100000"), 0)
 
     # Its order message arriving late (e.g. from the sweeper) is skipped.
-    flow.send(QueueMessage("order", bid, "BTC-USD"))
+    flow.send(QueueMessage("order", bid, "BTC-USD", buyer))
     flow.run()
     assert flow.order(bid)["accepted_seq"] is None
     assert_checked(flow)

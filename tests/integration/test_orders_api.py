@@ -14,6 +14,7 @@ import pytest
 
 from chalicelib import queues
 from chalicelib.config import Settings
+from chalicelib.order_queue import group_id
 from chalicelib.sqs import sqs_client
 from tests.conftest import Caller, LiveApi, http_json
 
@@ -71,8 +72,11 @@ def test_limit_buy_holds_notional_plus_worst_case_fee_and_queues_the_order(
         "type": "order",
         "order_id": order["id"],
         "product_id": "BTC-USD",
+        "user_id": user.user_id,
     }
-    assert message["Attributes"]["MessageGroupId"] == "BTC-USD"
+    # The account picks one of the product's groups: its orders and cancels stay in order.
+    assert message["Attributes"]["MessageGroupId"] == group_id("BTC-USD", user.user_id)
+    assert message["Attributes"]["MessageGroupId"].startswith("BTC-USD.")
     assert message["Attributes"]["MessageDeduplicationId"] == order["id"]
 
 
