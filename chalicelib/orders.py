@@ -294,8 +294,8 @@ def cancel(user_id: str, ref: str, product_id: str | None = None) -> str:
         raise BadRequest("Order already done")
     with db.connection() as conn:
         requested = conn.execute(
-            f"""UPDATE orders SET cancel_requested_at = coalesce(cancel_requested_at, now())
-                WHERE id = %s AND user_id = %s AND status IN {LIVE!r} RETURNING id""",
+            """UPDATE orders SET cancel_requested_at = coalesce(cancel_requested_at, now())
+               WHERE id = %s AND user_id = %s AND status IN ('pending', 'open') RETURNING id""",
             (order["id"], user_id),
         ).fetchone()
     if requested is None:
