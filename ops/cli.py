@@ -104,7 +104,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from matcher.check import run_check
 
     products = [p for p in (args.products or "").split(",") if p] or None
-    report = run_check(settings().database_url, products)
+    report = run_check(settings().database_url, products, full=args.full, save=not args.no_save)
     print(report.text())
     return 0 if report.ok else 1
 
@@ -143,6 +143,16 @@ def main(argv: list[str] | None = None) -> int:
 
     c = sub.add_parser("check", help="verify balances, holds, ledger, trades and replay")
     c.add_argument("--products", help="comma-separated product ids to replay (default: all)")
+    c.add_argument(
+        "--full",
+        action="store_true",
+        help="replay every product from seq 0, ignoring the stored checkpoints",
+    )
+    c.add_argument(
+        "--no-save",
+        action="store_true",
+        help="store no checkpoint (the run writes nothing)",
+    )
     c.set_defaults(fn=_cmd_check)
 
     args = parser.parse_args(argv)
