@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import psycopg
 
 from chalicelib.catalog import ASSETS
+from chalicelib.db import array_text
 
 LEDGER_TYPES = frozenset({"transfer", "match", "fee", "rebate", "conversion"})
 
@@ -217,13 +218,13 @@ def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
                     l.type, l.order_id, l.product_id, l.trade_id, l.transfer_id
              FROM l JOIN upd USING (user_id, asset) ORDER BY l.i)
            SELECT count(*) FROM upd""",
-        (
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [net[k][0] for k in keys],
-            [net[k][1] for k in keys],
-            *ledger,
-        ),
+        [
+            array_text([k[0] for k in keys]),
+            array_text([k[1] for k in keys]),
+            array_text([net[k][0] for k in keys]),
+            array_text([net[k][1] for k in keys]),
+            *map(array_text, ledger),
+        ],
     ).fetchone()
     if row is None or row[0] != len(keys):
         raise InsufficientFunds(f"{len(keys) - (row[0] if row else 0)} of {len(keys)} accounts")

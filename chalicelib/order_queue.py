@@ -67,10 +67,12 @@ class QueueMessage:
         data = json.loads(body)
         if not isinstance(data, dict) or data.get("type") not in ("order", "cancel"):
             raise ValueError(f"not an order queue message: {body[:200]!r}")
-        fields = [data.get(k) for k in ("order_id", "product_id", "user_id")]
-        if not all(isinstance(f, str) for f in fields):
+        order_id, product_id, user_id = (data.get(k) for k in ("order_id", "product_id", "user_id"))
+        if not (
+            isinstance(order_id, str) and isinstance(product_id, str) and isinstance(user_id, str)
+        ):
             raise ValueError(f"message lacks order_id/product_id/user_id: {body[:200]!r}")
-        return cls(data["type"], *fields)
+        return cls(data["type"], order_id, product_id, user_id)
 
 
 def queue_url(sqs: Any, cfg: Settings, product_id: str) -> str:

@@ -307,17 +307,27 @@ def cancel(user_id: str, ref: str, product_id: str | None = None) -> str:
 def cancel_all(user_id: str, product_id: str | None) -> list[str]:
     if product_id is not None and product_id not in PRODUCTS:
         raise BadRequest("Product not found")
-    with db.connection() as conn:
-        # One statement records the request on every live order it cancels (see `cancel`).
-        rows = conn.execute(
-            """WITH requested AS (
-                 UPDATE orders SET cancel_requested_at = coalesce(cancel_requested_at, now())
-                 WHERE user_id = %s AND status IN ('pending', 'open')
-                   AND (%s::text IS NULL OR product_id = %s)
-                 RETURNING id, product_id, created_at)
-               SELECT id, product_id FROM requested ORDER BY created_at""",
-            (user_id, product_id, product_id),
-        ).fetchall()
+    for attempt in range(1, 4):
+        try:
+            with db.connection() as conn:
+                # One statement records the request on every live order it cancels (see
+                # `cancel`). It locks several rows that a matcher's batch may be updating
+                # in another order: Postgres then aborts one of the two, and if it is this
+                # one, doing it again is all it takes.
+                rows = conn.execute(
+                    """WITH requested AS (
+                         UPDATE orders
+                         SET cancel_requested_at = coalesce(cancel_requested_at, now())
+                         WHERE user_id = %s AND status IN ('pending', 'open')
+                           AND (%s::text IS NULL OR product_id = %s)
+                         RETURNING id, product_id, created_at)
+                       SELECT id, product_id FROM requested ORDER BY created_at""",
+                    (user_id, product_id, product_id),
+                ).fetchall()
+            break
+        except psycopg.errors.DeadlockDetected:
+            if attempt == 3:
+                raise
     for order_id, product in rows:
         _publish(order_queue.QueueMessage("cancel", str(order_id), product, user_id))
     return [str(r[0]) for r in rows]

@@ -12,6 +12,11 @@ happens when the publisher starts, when the worker reloaded its book (the shadow
 follow it), after a failed publish, and when the book key is found missing (Redis flushed or
 replaced): the batch pipeline checks it with EXISTS, and so does the worker's idle tick.
 
+Threads: batches are published on the worker's publishing thread while its settling thread is
+already matching the next batch, so `publish` and `tick` read only the shadow and the batch,
+never the live book. `full` reads the book and Postgres: the worker runs it only while the
+settling thread is paused between two batches (both then agree with what is committed).
+
 Redis is derived data (DESIGN: "Redis can be lost and rebuilt"): a failure to publish is
 logged by the caller and never undoes or blocks a committed batch.
 """
@@ -89,31 +94,32 @@ class Publisher:
 
     # ------------------------------------------------------------------ entry points
 
-    def publish(
-        self, redis: Any, conn: psycopg.Connection, loaded: LoadedBook, result: BatchResult
-    ) -> None:
-        """After a committed batch. Any failure leaves `needs_full` set for the next call."""
+    def publish(self, redis: Any, result: BatchResult) -> bool:
+        """After a committed batch. False when a full publish is needed instead (none was done
+        since the last failure or reload, or Redis lost the book): the caller runs `full`, which
+        supersedes this batch. Any failure leaves `needs_full` set."""
+        if self.needs_full:
+            return False
+        if result.seq_after < self.sequence or (
+            result.seq_after == result.seq_before and not result.events
+        ):
+            return True  # already in a full publish, or nothing happened (only redeliveries)
         try:
-            if self.needs_full or loaded is not self.loaded:
-                self.full(redis, conn, loaded)
-            elif (result.seq_after != result.seq_before or result.events) and not self._batch(
-                redis, loaded, result
-            ):
-                self.full(redis, conn, loaded)  # Redis had lost the book: rebuild it all
+            if not self._batch(redis, result):
+                self.needs_full = True  # Redis had lost the book: rebuild it all
+                return False
         except BaseException:
             self.needs_full = True
             raise
+        return True
 
-    def tick(self, redis: Any, conn: psycopg.Connection, loaded: LoadedBook) -> None:
-        """On an idle receive: republish if Redis lost the book, roll the 24 h ticker forward."""
+    def tick(self, redis: Any) -> bool:
+        """When idle: roll the 24 h ticker forward. False when a full publish is needed (Redis
+        lost the book, or none was done since the last failure)."""
         try:
-            if (
-                self.needs_full
-                or loaded is not self.loaded
-                or not redis.exists(self.keys.book(self.pid))
-            ):
-                self.full(redis, conn, loaded)
-                return
+            if self.needs_full or not redis.exists(self.keys.book(self.pid)):
+                self.needs_full = True
+                return False
             now = time.time()
             if _minute(now) != self._window_minute:
                 pipe = redis.pipeline(transaction=True)
@@ -123,10 +129,11 @@ class Publisher:
         except BaseException:
             self.needs_full = True
             raise
+        return True
 
     # ------------------------------------------------------------------ one batch
 
-    def _batch(self, redis: Any, loaded: LoadedBook, result: BatchResult) -> bool:
+    def _batch(self, redis: Any, result: BatchResult) -> bool:
         """Publish one batch's changes; False if Redis had lost the book (the caller rebuilds)."""
         when = result.time or datetime.now(UTC)
         ts = wire.iso(when) or ""
@@ -442,12 +449,10 @@ class Publisher:
     # ------------------------------------------------------------------ ticker and candles
 
     def _top(self) -> dict[str, str]:
-        book = self.loaded.book if self.loaded is not None else None
         out: dict[str, str] = {}
         for name, side in (("bid", BUY), ("ask", SELL)):
-            best = None
-            if book is not None:
-                best = book.best_bid() if side == BUY else book.best_ask()
+            levels = self.levels[side]
+            best = (max(levels) if side == BUY else min(levels)) if levels else None
             if best is None:
                 out[name] = out[f"{name}_size"] = ""
             else:

@@ -1,27 +1,41 @@
 """The matcher process: own products, consume their queues, settle, publish, delete.
 
-Threads: one coordinator (the caller of `run`) and one worker thread per owned product.
-- A product's throughput is bounded by its FIFO group's one in-flight batch, so products are
-  independent pipelines; a thread each lets every product long-poll its own queue without an
-  idle queue delaying a busy one (a single loop would have to shorten its polls and spin).
-  The work is I/O-bound (SQS, Postgres, Redis all release the GIL), so threads suffice.
-- Each worker has its own Postgres connection and its own book; they share only the boto3
-  client (thread-safe) and the Redis pool.
-- The coordinator holds the advisory locks (ownership.py) on a dedicated connection, polls for
-  products it does not own yet (taking over a dead matcher's within `poll_s`), watches that the
-  lock connection lives, and runs the sweeper.
+Threads: one coordinator (the caller of `run`) and, per owned product, a worker of three
+threads joined by two bounded queues (receive -> settle -> post):
+- the receiver long-polls the product's queue and hands each batch to the settler. A product's
+  queue is split into message groups by account (chalicelib/order_queue.py), and SQS FIFO holds
+  back only the groups of batches not yet deleted, so the receiver fetches the next batch while
+  the settler is busy: SQS round trips overlap with settling instead of adding to it;
+- the settler owns the product's book and Postgres connection: it takes the batches in the
+  order received (that order is the product's sequence), runs the engine and writes each batch
+  in ONE transaction (settlement.py). Only this thread ever touches the book;
+- the poster publishes each committed batch to Redis and then deletes its messages. A message
+  is deleted only after its batch committed, so a crash anywhere redelivers it, and the
+  settler skips what Postgres shows as done. A group's next batch can only be received after
+  this delete, which is what keeps an account's messages in order.
+Market data's full publish (start, reload, a failed publish, Redis lost) needs the book and the
+database to agree: the poster asks for it, and the settler pauses between two batches while the
+poster runs it.
 
-Shutdown (SIGTERM/SIGINT -> `stop()`): workers finish the batch in hand (a receive in flight
-returns within `wait_s`), then the locks are released and `run` returns 0. A worker that hits
-an error it cannot retry stops the whole process with a non-zero code: its messages stay
-undeleted and are redelivered to whoever owns the product next.
+The work is I/O-bound (SQS, Postgres, Redis all release the GIL), so threads suffice. Workers
+share only the boto3 client (thread-safe) and the Redis pool.
+The coordinator holds the advisory locks (ownership.py) on a dedicated connection, polls for
+products it does not own yet (taking over a dead matcher's within `poll_s`), watches that the
+lock connection lives, and runs the sweeper.
+
+Shutdown (SIGTERM/SIGINT -> `stop()`): the receiver stops (a receive in flight returns within
+`wait_s`), the settler finishes the batches already received, the poster deletes them, then the
+locks are released and `run` returns 0. A worker that hits an error it cannot retry stops the
+whole process with a non-zero code: its messages stay undeleted and are redelivered to whoever
+owns the product next.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +70,7 @@ RETRYABLE = (
     psycopg.OperationalError,
 )
 MAX_ATTEMPTS = 5
+FULL_PUBLISH_RETRY_S = 1.0  # a failing full publish (Redis down) is retried this often at most
 
 
 @dataclass
@@ -65,15 +80,18 @@ class Options:
     sweep_every_s: float = 2.0
     sweep_after_s: float = 5.0  # a pending order older than this is presumed unsent
     sweep_force_s: float = 30.0  # sweep even a busy product this often
+    prefetch: int = 2  # received batches waiting for the settler, at most
+    merge: int = 1  # received batches the settler may settle in one transaction
     record_timings: bool = False  # keep every cycle's timings (benchmarks)
 
 
 @dataclass
 class Cycle:
-    """Timings of one batch, seconds."""
+    """Timings of one settled batch (one transaction), seconds."""
 
     messages: int
-    receive: float
+    receive: float  # the receive call(s) that fetched it
+    queued: float  # from received to taken by the settler
     load: float
     match: float
     write: float
@@ -82,9 +100,16 @@ class Cycle:
     detail: dict[str, float] = field(default_factory=dict)  # the write's statements
 
     @property
+    def settle(self) -> float:
+        """The settler's time for the batch: load, match and write (commit included). The
+        product's serial stage, so its throughput bound."""
+        return self.load + self.match + self.write
+
+    @property
     def processing(self) -> float:
-        """The cycle excluding SQS: load, match, write (commit included) and publish."""
-        return self.load + self.match + self.write + self.publish
+        """All of the batch's work excluding SQS: settle plus the Redis publish (which runs on
+        the poster thread, overlapped with the next batch's settle)."""
+        return self.settle + self.publish
 
 
 @dataclass
@@ -103,35 +128,108 @@ class _Stop(Exception):
     """Ownership was lost mid-batch: leave the messages for the new owner."""
 
 
+@dataclass
+class _Received:
+    """One receive call's messages."""
+
+    messages: list[dict[str, Any]]
+    started: float  # perf_counter before and after the receive call
+    ended: float
+
+
+@dataclass
+class _Settled:
+    parts: list[_Received]
+    result: BatchResult
+    taken: float  # when the settler took the first part
+
+
+@dataclass
+class _FullPublish:
+    """The settler is paused until `done` is set: the poster may read its book and connection."""
+
+    loaded: books.LoadedBook
+    conn: psycopg.Connection
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+_END = object()  # closes a queue: nothing follows
+
+
 class ProductWorker(threading.Thread):
+    """One product's pipeline. This thread is the settler; it starts the receiver and the
+    poster and joins them before it ends."""
+
     def __init__(self, matcher: Matcher, product_id: str) -> None:
         super().__init__(name=f"matcher-{product_id}", daemon=True)
         self.m = matcher
         self.product_id = product_id
         self.stats = Stats()
         self.error: BaseException | None = None
-        self.idle = False  # the last receive came back empty
+        self.idle = False  # the last receive came back empty and nothing is in hand
         self.lost = threading.Event()  # set by the coordinator when the lock is gone
+        self.halt = threading.Event()  # one of the worker's threads failed or ended
         self._conn: psycopg.Connection | None = None
         self._loaded: books.LoadedBook | None = None
         self.publisher = publisher.Publisher(keys_for(matcher.cfg), books.Rules.of(product_id))
+        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=max(1, matcher.options.prefetch))
+        self._outbox: queue.Queue[Any] = queue.Queue()
+        self._full_wanted = threading.Event()
+        self._url = ""
 
     # ------------------------------------------------------------------ lifecycle
 
     def run(self) -> None:
+        helpers: list[threading.Thread] = []
         try:
-            self._loop()
+            self._url = order_queue.queue_url(self.m.sqs, self.m.cfg, self.product_id)
+            loaded = self._reload()
+            logger.info(
+                "product owned; book rebuilt",
+                extra={
+                    "product_id": self.product_id,
+                    "seq": loaded.book.seq,
+                    "open_orders": len(loaded.live),
+                },
+            )
+            helpers = [
+                self._thread("receive", self._receive_loop),
+                self._thread("post", self._post_loop),
+            ]
+            self._settle_loop()
         except _Stop:
             logger.warning("ownership lost; stopping", extra={"product_id": self.product_id})
         except BaseException as exc:  # reported by the coordinator, which stops the process
-            self.error = exc
-            logger.exception("matcher worker failed", extra={"product_id": self.product_id})
+            self._fail(exc)
         finally:
+            self.halt.set()
+            self._outbox.put(_END)
+            for t in helpers:
+                t.join()
+            self._release_unsettled()
             if self._conn is not None:
                 self._conn.close()
 
+    def _thread(self, role: str, target: Callable[[], None]) -> threading.Thread:
+        def body() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                self._fail(exc)
+            finally:
+                self.halt.set()
+
+        t = threading.Thread(target=body, name=f"matcher-{self.product_id}-{role}", daemon=True)
+        t.start()
+        return t
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        logger.error("matcher worker failed", exc_info=exc, extra={"product_id": self.product_id})
+
     def _running(self) -> bool:
-        return not self.m.stopping.is_set() and not self.lost.is_set()
+        return not (self.m.stopping.is_set() or self.lost.is_set() or self.halt.is_set())
 
     def _connect(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
@@ -145,101 +243,113 @@ class ProductWorker(threading.Thread):
 
     def _reload(self) -> books.LoadedBook:
         self._loaded = books.load(self._connect(), self.product_id)
+        self._full_wanted.set()  # the publisher's shadow followed the old book
         return self._loaded
 
-    def _loop(self) -> None:
-        m = self.m
-        url = order_queue.queue_url(m.sqs, m.cfg, self.product_id)
-        loaded = self._reload()
-        logger.info(
-            "product owned; book rebuilt",
-            extra={
-                "product_id": self.product_id,
-                "seq": loaded.book.seq,
-                "open_orders": len(loaded.live),
-            },
-        )
-        self._market_data(None)
-        while self._running():
-            t0 = time.perf_counter()
-            reply = m.sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=10,
-                WaitTimeSeconds=m.options.wait_s,
-                AttributeNames=["ApproximateReceiveCount"],
-            )
-            t1 = time.perf_counter()
-            messages = reply.get("Messages", [])
-            self.idle = not messages
-            if not messages:
-                self._market_data(None)
-                continue
-            self._cycle(url, messages, t0, t1)
+    # ------------------------------------------------------------------ receive
 
-    # ------------------------------------------------------------------ one batch
-
-    def _cycle(self, url: str, messages: list[dict[str, Any]], t0: float, t1: float) -> None:
-        """Settle, publish and delete one received batch (t0..t1: its receive call)."""
-        receive_s = t1 - t0
+    def _receive_loop(self) -> None:
         m = self.m
-        batch = [Received(msg["MessageId"], _parse(msg)) for msg in messages]
-        result = self._settle(batch)
-        m.faults.hit("after_commit")
-        loaded = self._loaded
-        assert loaded is not None
-        t2 = time.perf_counter()
-        self._market_data(result)
-        t3 = time.perf_counter()
-        poison = set(result.poison)
-        handles = {msg["MessageId"]: msg["ReceiptHandle"] for msg in messages}
-        done = [i for i in handles if i not in poison]
-        if done:
-            reply = m.sqs.delete_message_batch(
-                QueueUrl=url,
-                Entries=[{"Id": str(n), "ReceiptHandle": handles[i]} for n, i in enumerate(done)],
-            )
-            for failed in reply.get("Failed", []):
-                # Redelivered later and skipped then (the order is no longer pending).
-                logger.warning("delete failed", extra={"product_id": self.product_id, **failed})
-        if poison:
-            self._poison(url, [msg for msg in messages if msg["MessageId"] in poison])
-        t4 = time.perf_counter()
-        s = self.stats
-        if s.first_at is None:
-            s.first_at = t0
-        s.last_at = t4
-        s.batches += 1
-        s.messages += len(messages)
-        s.trades += len(result.trades)
-        s.poison += len(poison)
-        if m.options.record_timings:
-            tm = result.timings
-            s.cycles.append(
-                Cycle(
-                    len(messages),
-                    receive_s,
-                    tm["load"],
-                    tm["match"],
-                    tm["write"],
-                    t3 - t2,
-                    t4 - t3,
-                    {k: v for k, v in tm.items() if k.startswith("w_")},
+        try:
+            while self._running():
+                t0 = time.perf_counter()
+                reply = m.sqs.receive_message(
+                    QueueUrl=self._url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=m.options.wait_s,
+                    AttributeNames=["ApproximateReceiveCount"],
                 )
-            )
+                t1 = time.perf_counter()
+                messages = reply.get("Messages", [])
+                if not messages:
+                    self.idle = self._inbox.empty()
+                    continue
+                self.idle = False
+                item = _Received(messages, t0, t1)
+                while not self._put(item):
+                    if self.halt.is_set() or self.lost.is_set():
+                        self._release([item])  # nobody will settle it here
+                        return
+        finally:
+            # Tell the settler nothing follows (unless it is gone and the inbox full).
+            while not self._put(_END) and not self.halt.is_set():
+                pass
 
-    def _market_data(self, result: BatchResult | None) -> None:
-        """Publish a committed batch (None: on start and when idle, republish if Redis lost
-        it). Never raises: Postgres has the batch, and market data can be rebuilt from it."""
+    def _put(self, item: Any) -> bool:
+        try:
+            self._inbox.put(item, timeout=0.1)
+        except queue.Full:
+            return False
+        return True
+
+    def _release_unsettled(self) -> None:
+        """Received batches nobody will settle (ownership lost, or a failure): make them
+        visible again now rather than after the visibility timeout."""
+        left = []
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Received):
+                left.append(item)
+        self._release(left)
+
+    def _release(self, items: list[_Received]) -> None:
+        for item in items:
+            try:
+                self._visible_now(item.messages)
+            except Exception:
+                logger.exception("could not release", extra={"product_id": self.product_id})
+
+    # ------------------------------------------------------------------ settle
+
+    def _settle_loop(self) -> None:
+        merge = max(1, self.m.options.merge)
+        ended = False
+        while not ended:
+            if self._full_wanted.is_set():
+                self._full_publish()
+            try:
+                first = self._inbox.get(timeout=0.2)
+            except queue.Empty:
+                if self.halt.is_set():
+                    return
+                continue
+            if first is _END:
+                return
+            taken = time.perf_counter()
+            parts = [first]
+            while len(parts) < merge:
+                try:
+                    more = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _END:
+                    ended = True
+                    break
+                parts.append(more)
+            batch = [Received(msg["MessageId"], _parse(msg)) for p in parts for msg in p.messages]
+            try:
+                result = self._settle(batch)
+            except BaseException:
+                self._release(parts)  # for whoever settles the product next, without delay
+                raise
+            self.m.faults.hit("after_commit")
+            self._outbox.put(_Settled(parts, result, taken))
+
+    def _full_publish(self) -> None:
+        """Pause here, between two batches, while the poster rewrites market data from the
+        book and Postgres (both now hold exactly the committed batches)."""
+        self._full_wanted.clear()
         loaded = self._loaded
         if loaded is None:
             return
-        try:
-            if result is None:
-                self.publisher.tick(self.m.redis, self._connect(), loaded)
-            else:
-                self.publisher.publish(self.m.redis, self._connect(), loaded, result)
-        except Exception:
-            logger.exception("market data publish failed", extra={"product_id": self.product_id})
+        job = _FullPublish(loaded, self._connect())
+        self._outbox.put(job)
+        while not job.done.wait(0.2):
+            if self.halt.is_set():
+                return
 
     def _settle(self, batch: list[Received]) -> BatchResult:
         loaded = self._loaded
@@ -271,7 +381,97 @@ class ProductWorker(threading.Thread):
                 raise
         raise AssertionError("unreachable")
 
-    def _poison(self, url: str, messages: list[dict[str, Any]]) -> None:
+    # ------------------------------------------------------------------ post
+
+    def _post_loop(self) -> None:
+        next_full = 0.0
+        while True:
+            try:
+                item = self._outbox.get(timeout=0.5)
+            except queue.Empty:
+                if self.idle:
+                    self._tick()
+                continue
+            if item is _END:
+                return
+            if isinstance(item, _FullPublish):
+                try:
+                    if time.monotonic() >= next_full:
+                        self.publisher.full(self.m.redis, item.conn, item.loaded)
+                except Exception:
+                    next_full = time.monotonic() + FULL_PUBLISH_RETRY_S
+                    logger.exception(
+                        "market data full publish failed", extra={"product_id": self.product_id}
+                    )
+                finally:
+                    item.done.set()
+                continue
+            self._post(item)
+
+    def _tick(self) -> None:
+        try:
+            if not self.publisher.tick(self.m.redis):
+                self._full_wanted.set()
+        except Exception:
+            self._full_wanted.set()
+            logger.exception("market data tick failed", extra={"product_id": self.product_id})
+
+    def _post(self, done: _Settled) -> None:
+        """Publish a committed batch, then delete its messages (poison ones are released for
+        the dead-letter queue instead)."""
+        m = self.m
+        result = done.result
+        t2 = time.perf_counter()
+        try:
+            if not self.publisher.publish(m.redis, result):
+                self._full_wanted.set()  # the full publish supersedes this batch
+        except Exception:
+            # Never undoes or blocks a committed batch: Postgres has it, Redis is rebuilt.
+            self._full_wanted.set()
+            logger.exception("market data publish failed", extra={"product_id": self.product_id})
+        t3 = time.perf_counter()
+        poison = set(result.poison)
+        messages = [msg for part in done.parts for msg in part.messages]
+        keep = [msg for msg in messages if msg["MessageId"] not in poison]
+        for i in range(0, len(keep), 10):
+            reply = m.sqs.delete_message_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": msg["ReceiptHandle"]}
+                    for n, msg in enumerate(keep[i : i + 10])
+                ],
+            )
+            for failed in reply.get("Failed", []):
+                # Redelivered later and skipped then (the order is no longer pending).
+                logger.warning("delete failed", extra={"product_id": self.product_id, **failed})
+        if poison:
+            self._poison([msg for msg in messages if msg["MessageId"] in poison])
+        t4 = time.perf_counter()
+        s = self.stats
+        if s.first_at is None:
+            s.first_at = done.parts[0].started
+        s.last_at = t4
+        s.batches += 1
+        s.messages += len(messages)
+        s.trades += len(result.trades)
+        s.poison += len(poison)
+        if m.options.record_timings:
+            tm = result.timings
+            s.cycles.append(
+                Cycle(
+                    len(messages),
+                    sum(p.ended - p.started for p in done.parts),
+                    done.taken - done.parts[0].ended,
+                    tm["load"],
+                    tm["match"],
+                    tm["write"],
+                    t3 - t2,
+                    t4 - t3,
+                    {k: v for k, v in tm.items() if k.startswith("w_")},
+                )
+            )
+
+    def _poison(self, messages: list[dict[str, Any]]) -> None:
         for msg in messages:
             logger.error(
                 "poison message left for the dead-letter queue",
@@ -283,14 +483,18 @@ class ProductWorker(threading.Thread):
                 },
             )
         # Visible again at once: a FIFO group is blocked while a message of it is in flight,
-        # so waiting out the visibility timeout five times would stall the product for minutes.
-        self.m.sqs.change_message_visibility_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(n), "ReceiptHandle": msg["ReceiptHandle"], "VisibilityTimeout": 0}
-                for n, msg in enumerate(messages)
-            ],
-        )
+        # so waiting out the visibility timeout five times would stall the group for minutes.
+        self._visible_now(messages)
+
+    def _visible_now(self, messages: list[dict[str, Any]]) -> None:
+        for i in range(0, len(messages), 10):
+            self.m.sqs.change_message_visibility_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": msg["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for n, msg in enumerate(messages[i : i + 10])
+                ],
+            )
 
 
 def _parse(msg: dict[str, Any]) -> QueueMessage | None:

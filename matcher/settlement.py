@@ -24,6 +24,7 @@ import psycopg
 
 from chalicelib.balances import InsufficientFunds, LedgerRef, Move, apply_moves
 from chalicelib.catalog import FEE_USER_ID
+from chalicelib.db import array_text
 from chalicelib.order_queue import QueueMessage
 from matcher.books import ORDER_COLUMNS, LoadedBook, OrderState
 from matcher.engine import BUY, LIMIT, SELL, CancelRejected, Changed, Done, Fill, Opened
@@ -246,7 +247,7 @@ def load_orders(
     if not order_ids:
         return {}
     rows = conn.execute(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY(%s::uuid[])", (order_ids,)
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY(%s::uuid[])", (array_text(order_ids),)
     ).fetchall()
     found = {}
     for row in rows:
@@ -415,7 +416,7 @@ def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> psycop
              AS v(id, status, done_reason, reject_reason, hold_amount, filled_size,
                   executed_value, fill_fees, stp_size, seq, accepted_seq, cancel_seq, done)
            WHERE o.id = v.id AND o.status IN ('pending', 'open')""",
-        cols,
+        [array_text(c) for c in cols],
     )
 
 
@@ -429,5 +430,5 @@ def _write_trades(conn: psycopg.Connection, product_id: str, trades: list[Trade]
              maker_side, price, size, funds, maker_fee, taker_fee)
            SELECT %s, * FROM unnest(%s::int8[], %s::int8[], %s::uuid[], %s::uuid[], %s::text[],
              %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])""",
-        [product_id, *cols],
+        [product_id, *map(array_text, cols)],
     )

@@ -60,7 +60,8 @@ def _cmd_matcher(args: argparse.Namespace) -> int:
     from matcher.service import Matcher, Options
 
     products = [p for p in (args.products or "").split(",") if p] or None
-    matcher = Matcher(settings(), products, Options(wait_s=args.wait))
+    options = Options(wait_s=args.wait, prefetch=args.prefetch, merge=args.merge)
+    matcher = Matcher(settings(), products, options)
 
     def on_signal(_signum: int, _frame: object) -> None:
         matcher.stop()
@@ -131,6 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("matcher", help="match and settle orders from the product queues")
     m.add_argument("--products", help="comma-separated product ids (default: all)")
     m.add_argument("--wait", type=int, default=2, help="SQS long-poll seconds (default 2)")
+    m.add_argument(
+        "--prefetch",
+        type=int,
+        default=2,
+        help="received batches waiting to be settled, per product (default 2)",
+    )
+    m.add_argument(
+        "--merge",
+        type=int,
+        default=1,
+        help="waiting batches settled in one transaction, at most (default 1)",
+    )
     m.set_defaults(fn=_cmd_matcher)
 
     f = sub.add_parser("feed", help="serve the WebSocket market data feed (level2, ticker, ...)")

@@ -44,7 +44,13 @@ def scratch_db(database_url: str) -> Iterator[str]:
         conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
 
-ALL = ["0001.initial-schema", "0002.matcher", "0003.market-data", "0004.cancel-requests"]
+ALL = [
+    "0001.initial-schema",
+    "0002.matcher",
+    "0003.market-data",
+    "0004.cancel-requests",
+    "0005.check-checkpoints",
+]
 
 
 def test_up_down_up(scratch_db: str) -> None:
