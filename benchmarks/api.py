@@ -212,6 +212,7 @@ def main() -> None:
         print(f"API process RSS after the run: {rss / 1024:.1f} MiB")
     finally:
         services.terminate(proc)
+        queues.delete_queues(sqs_client(cfg), queues.queue_specs(prefix, list(catalog.PRODUCTS)))
         for svc in (sq, rd, pg):
             if svc.stop:
                 svc.stop()

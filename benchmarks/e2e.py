@@ -70,7 +70,10 @@ def setup() -> tuple[Settings, str]:
     return cfg, url
 
 
-def drop(url: str) -> None:
+def drop(cfg: Settings, url: str) -> None:
+    sqs = sqs_client(cfg)
+    queues.delete_queues(sqs, queues.queue_specs(cfg.queue_prefix, list(catalog.PRODUCTS)))
+    queues.delete_queues(sqs, queues.queue_specs(f"{cfg.queue_prefix}bare", ["BTC-USD"]))
     admin = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
@@ -269,7 +272,7 @@ def main() -> int:
         print("exchange check:", "OK" if result.ok else result.text())
         return 0 if result.ok else 1
     finally:
-        drop(url)
+        drop(cfg, url)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ operation (an order and its hold, a batch of fills) is one transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -150,7 +151,7 @@ class Move:
     ref: LedgerRef | None = None
 
 
-def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
+def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> Callable[[], None]:
     """Apply many moves in ONE statement: the batch form of credit/debit/spend_hold/release_hold.
 
     The moves are summed per (user, asset); the statement locks those rows in (user, asset)
@@ -158,11 +159,14 @@ def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
     inserts the ledger row of every balance-changing move, in the given order, each carrying
     the balance just after it (the row's final balance minus the moves that follow it). Being
     one statement it also pipelines (psycopg's pipeline mode) with the caller's other writes.
-    Raises InsufficientFunds if any row would go below zero; the caller's transaction must
-    then roll back (the ledger rows of that statement are in it).
+
+    Returns the check to call once the statement's result is in (at once, or in pipeline mode
+    after the pipeline syncs, so that reading it costs no round trip of its own): it raises
+    InsufficientFunds if any row would have gone below zero; the caller's transaction must then
+    roll back (the ledger rows of that statement are in it).
     """
     if not moves:
-        return
+        return _nothing
     net: dict[tuple[str, str], list[int]] = {}
     ledger: list[list[object]] = [[] for _ in range(9)]
     for m in moves:
@@ -191,7 +195,7 @@ def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
         d[0] += m.available
         d[1] += m.hold
     keys = sorted(net)
-    row = conn.execute(
+    cur = conn.execute(
         """WITH v AS (
              SELECT * FROM unnest(%s::uuid[], %s::text[], %s::numeric[], %s::numeric[])
                AS v(user_id, asset, da, dh)),
@@ -225,6 +229,16 @@ def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
             array_text([net[k][1] for k in keys]),
             *map(array_text, ledger),
         ],
-    ).fetchone()
-    if row is None or row[0] != len(keys):
-        raise InsufficientFunds(f"{len(keys) - (row[0] if row else 0)} of {len(keys)} accounts")
+    )
+
+    def check() -> None:
+        row = cur.fetchone()
+        if row is None or row[0] != len(keys):
+            short = len(keys) - (row[0] if row else 0)
+            raise InsufficientFunds(f"{short} of {len(keys)} accounts")
+
+    return check
+
+
+def _nothing() -> None:
+    return None

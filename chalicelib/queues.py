@@ -87,3 +87,15 @@ def ensure_queues(sqs: SQSClient | Any, specs: list[QueueSpec]) -> dict[str, str
         )
         urls[spec.product_id] = url
     return urls
+
+
+def delete_queues(sqs: SQSClient | Any, specs: list[QueueSpec]) -> None:
+    """Delete every queue and DLQ of `specs` that exists (tests and benchmarks clean up after
+    themselves: LocalStack slows down as queues pile up)."""
+    for spec in specs:
+        for name in (spec.name, spec.dlq_name):
+            try:
+                url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            except sqs.exceptions.QueueDoesNotExist:
+                continue
+            sqs.delete_queue(QueueUrl=url)

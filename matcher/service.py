@@ -2,10 +2,11 @@
 
 Threads: one coordinator (the caller of `run`) and, per owned product, a worker of three
 threads joined by two bounded queues (receive -> settle -> post):
-- the receiver long-polls the product's queue and hands each batch to the settler. A product's
-  queue is split into message groups by account (chalicelib/order_queue.py), and SQS FIFO holds
-  back only the groups of batches not yet deleted, so the receiver fetches the next batch while
-  the settler is busy: SQS round trips overlap with settling instead of adding to it;
+- the receivers (two by default) long-poll the product's queue and hand each batch to the
+  settler. A product's queue is split into message groups by account (chalicelib/order_queue.py)
+  and SQS FIFO holds back only the groups of batches not yet deleted, so receivers fetch the next
+  batches while the settler is busy: SQS round trips overlap with settling instead of adding to
+  it, and two receives in flight return disjoint groups;
 - the settler owns the product's book and Postgres connection: it takes the batches in the
   order received (that order is the product's sequence), runs the engine and writes each batch
   in ONE transaction (settlement.py). Only this thread ever touches the book;
@@ -80,6 +81,7 @@ class Options:
     sweep_every_s: float = 2.0
     sweep_after_s: float = 5.0  # a pending order older than this is presumed unsent
     sweep_force_s: float = 30.0  # sweep even a busy product this often
+    receivers: int = 2  # receive calls in flight per product (each from other groups)
     prefetch: int = 2  # received batches waiting for the settler, at most
     merge: int = 1  # received batches the settler may settle in one transaction
     record_timings: bool = False  # keep every cycle's timings (benchmarks)
@@ -175,6 +177,7 @@ class ProductWorker(threading.Thread):
         self._inbox: queue.Queue[Any] = queue.Queue(maxsize=max(1, matcher.options.prefetch))
         self._outbox: queue.Queue[Any] = queue.Queue()
         self._full_wanted = threading.Event()
+        self._receivers = max(1, matcher.options.receivers)
         self._url = ""
 
     # ------------------------------------------------------------------ lifecycle
@@ -193,7 +196,7 @@ class ProductWorker(threading.Thread):
                 },
             )
             helpers = [
-                self._thread("receive", self._receive_loop),
+                *(self._thread(f"receive{n}", self._receive_loop) for n in range(self._receivers)),
                 self._thread("post", self._post_loop),
             ]
             self._settle_loop()
@@ -306,8 +309,8 @@ class ProductWorker(threading.Thread):
 
     def _settle_loop(self) -> None:
         merge = max(1, self.m.options.merge)
-        ended = False
-        while not ended:
+        ends = 0  # receivers that have ended; the last one's _END closes the inbox
+        while ends < self._receivers:
             if self._full_wanted.is_set():
                 self._full_publish()
             try:
@@ -317,7 +320,8 @@ class ProductWorker(threading.Thread):
                     return
                 continue
             if first is _END:
-                return
+                ends += 1
+                continue
             taken = time.perf_counter()
             parts = [first]
             while len(parts) < merge:
@@ -326,7 +330,7 @@ class ProductWorker(threading.Thread):
                 except queue.Empty:
                     break
                 if more is _END:
-                    ended = True
+                    ends += 1
                     break
                 parts.append(more)
             batch = [Received(msg["MessageId"], _parse(msg)) for p in parts for msg in p.messages]

@@ -332,37 +332,38 @@ def _write(
     result: BatchResult,
     before_commit: Callable[[], None] | None,
 ) -> None:
-    """Every statement of the batch in one pipeline (one network round trip), then COMMIT."""
+    """BEGIN and every statement of the batch in one pipeline (one network round trip, their
+    results read after it), then COMMIT (a second one)."""
     product_id = loaded.rules.product.id
     clock = time.perf_counter
     t = clock()
     try:
-        with conn.transaction():
-            with conn.pipeline() as pipe:
-                fence = conn.execute(
-                    """UPDATE product_state
-                       SET last_seq = %s, last_trade_id = %s, updated_at = now()
-                       WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s
-                       RETURNING now()""",
-                    (
-                        result.seq_after,
-                        work.next_trade_id - 1,
-                        product_id,
-                        result.seq_before,
-                        loaded.last_trade_id,
-                    ),
-                )
-                orders = _write_orders(conn, changed) if changed else None
-                if work.trades:
-                    _write_trades(conn, product_id, work.trades)
-                apply_moves(conn, work.moves)
-                pipe.sync()
-                fenced_row = fence.fetchone()
+        with conn.pipeline() as pipe, conn.transaction():
+            fence = conn.execute(
+                """UPDATE product_state
+                   SET last_seq = %s, last_trade_id = %s, updated_at = now()
+                   WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s
+                   RETURNING now()""",
+                (
+                    result.seq_after,
+                    work.next_trade_id - 1,
+                    product_id,
+                    result.seq_before,
+                    loaded.last_trade_id,
+                ),
+            )
+            orders = _write_orders(conn, changed) if changed else None
+            if work.trades:
+                _write_trades(conn, product_id, work.trades)
+            moves_applied = apply_moves(conn, work.moves)
+            pipe.sync()
+            fenced_row = fence.fetchone()
             if fenced_row is None:
                 raise Fenced(product_id)
             result.time = fenced_row[0]  # now(): the transaction's time, trades.created_at's
             if orders is not None and orders.rowcount != len(changed):
                 raise Conflict(f"{len(changed) - orders.rowcount} order(s) were no longer live")
+            moves_applied()
             result.timings["w_statements"], t = clock() - t, clock()
             if before_commit is not None:
                 before_commit()

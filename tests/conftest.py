@@ -139,14 +139,16 @@ def settings(
     redis_url: str,
     sqs_endpoint: str,
     queue_prefix: str,
-) -> Settings:
+) -> Iterator[Settings]:
     """The environment of a test stage pointed at the real services, with this test's queues."""
     env = {"STAGE": "test", **service_env(database_url, redis_url, sqs_endpoint, queue_prefix)}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     cfg = Settings("test", database_url, redis_url, sqs_endpoint, "us-east-1", queue_prefix)
-    queues.ensure_queues(sqs_client(cfg), queues.queue_specs(queue_prefix, list(catalog.PRODUCTS)))
-    return cfg
+    specs = queues.queue_specs(queue_prefix, list(catalog.PRODUCTS))
+    queues.ensure_queues(sqs_client(cfg), specs)
+    yield cfg
+    queues.delete_queues(sqs_client(cfg), specs)
 
 
 @pytest.fixture
@@ -243,7 +245,8 @@ def serve_api(env: dict[str, str]) -> Iterator[LiveApi]:
     cfg = Settings(
         "test", env["DATABASE_URL"], env["REDIS_URL"], env["AWS_ENDPOINT_URL"], "us-east-1", prefix
     )
-    queues.ensure_queues(sqs_client(cfg), queues.queue_specs(prefix, list(catalog.PRODUCTS)))
+    specs = queues.queue_specs(prefix, list(catalog.PRODUCTS))
+    queues.ensure_queues(sqs_client(cfg), specs)
     port = services.free_port()
     chalice = str(Path(sys.executable).with_name("chalice"))
     proc = subprocess.Popen(
@@ -269,6 +272,7 @@ def serve_api(env: dict[str, str]) -> Iterator[LiveApi]:
         yield LiveApi(f"http://127.0.0.1:{port}", env)
     finally:
         services.terminate(proc)
+        queues.delete_queues(sqs_client(cfg), specs)
 
 
 @pytest.fixture(scope="session")

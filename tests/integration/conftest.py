@@ -16,11 +16,13 @@ from tests.integration.orderflow import Flow
 
 
 @pytest.fixture
-def matcher_settings(fresh_db: str, redis_url: str, sqs_endpoint: str) -> Settings:
+def matcher_settings(fresh_db: str, redis_url: str, sqs_endpoint: str) -> Iterator[Settings]:
     prefix = f"m{uuid.uuid4().hex[:10]}"
     cfg = Settings("test", fresh_db, redis_url, sqs_endpoint, "us-east-1", prefix)
-    queues.ensure_queues(sqs_client(cfg), queues.queue_specs(prefix, list(catalog.PRODUCTS)))
-    return cfg
+    specs = queues.queue_specs(prefix, list(catalog.PRODUCTS))
+    queues.ensure_queues(sqs_client(cfg), specs)
+    yield cfg
+    queues.delete_queues(sqs_client(cfg), specs)
 
 
 @pytest.fixture

@@ -1,0 +1,59 @@
+"""`balances.apply_moves`, the matcher's batch balance write, on a real Postgres."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.balances import InsufficientFunds, LedgerRef, Move, apply_moves
+from tests.integration.orderflow import Bal, Flow, units
+
+
+def _ledger(flow: Flow, user: str) -> list[tuple[int, int, str]]:
+    rows = flow.conn.execute(
+        """SELECT l.amount, l.balance, l.type FROM ledger_entries l
+           JOIN balances b ON b.id = l.balance_id
+           WHERE b.user_id = %s AND b.asset = 'USD' ORDER BY l.id""",
+        (user,),
+    ).fetchall()
+    return [(int(a), int(b), t) for a, b, t in rows]
+
+
+def test_an_overdraft_raises_and_the_transaction_writes_nothing(flow: Flow) -> None:
+    user = flow.user(USD="10")
+    before = _ledger(flow, user)
+    ref = LedgerRef(product_id="BTC-USD")
+    moves = [
+        Move(user, "USD", -units("6", "USD"), 0, "match", ref),
+        Move(user, "USD", -units("5", "USD"), 0, "fee", ref),
+    ]
+    with pytest.raises(InsufficientFunds), flow.conn.transaction():
+        apply_moves(flow.conn, moves)()
+    assert flow.bal(user, "USD") == Bal(units("10", "USD"), 0)
+    assert _ledger(flow, user) == before
+
+
+def test_in_pipeline_mode_the_check_reads_the_result_after_the_sync(flow: Flow) -> None:
+    user = flow.user(USD="10")
+    ref = LedgerRef(product_id="BTC-USD")
+    moves = [
+        Move(user, "USD", -units("6", "USD"), 0, "match", ref),
+        Move(user, "USD", -units("1", "USD"), units("1", "USD")),  # a hold, no ledger row
+        Move(user, "USD", -units("2", "USD"), 0, "fee", ref),
+    ]
+    with flow.conn.pipeline() as pipe, flow.conn.transaction():
+        check = apply_moves(flow.conn, moves)
+        pipe.sync()
+        check()
+    assert flow.bal(user, "USD") == Bal(units("1", "USD"), units("1", "USD"))
+    # Each ledger row carries the balance (available + hold) just after it.
+    assert _ledger(flow, user)[-2:] == [
+        (-units("6", "USD"), units("4", "USD"), "match"),
+        (-units("2", "USD"), units("2", "USD"), "fee"),
+    ]
+
+    overdraft = [Move(user, "USD", -units("3", "USD"), 0, "fee", ref)]
+    with pytest.raises(InsufficientFunds), flow.conn.pipeline() as pipe, flow.conn.transaction():
+        check = apply_moves(flow.conn, overdraft)
+        pipe.sync()
+        check()
+    assert flow.bal(user, "USD") == Bal(units("1", "USD"), units("1", "USD"))
