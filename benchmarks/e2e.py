@@ -2,7 +2,7 @@
 fast the matcher settles a pre-filled queue, against how fast the SQS endpoint alone drains.
 
     python benchmarks/e2e.py                    # 3,000 orders per product
-    python benchmarks/e2e.py --orders 1000
+    python benchmarks/e2e.py --orders 1000 --no-http --merge 3
 
 0. HTTP: signed POST /orders on one product accepted per second by `chalice local`
    (benchmarks/api.py, 4 client threads), against GET /time on the same server as baseline.
@@ -10,12 +10,17 @@ fast the matcher settles a pre-filled queue, against how fast the SQS endpoint a
 Uses the local services (DATABASE_URL / REDIS_URL / AWS_ENDPOINT_URL or the defaults, started
 if missing) with a database and queue prefix of its own, dropped afterwards. Figures:
 
-1. bare SQS: receive(10) + DeleteMessageBatch of N pre-filled messages, no processing.
+1. bare SQS: receive(10) + DeleteMessageBatch of N pre-filled messages in one loop, no
+   processing, measured before and after the matcher's drain (LocalStack drifts; the mean is
+   the baseline), after a warm-up. Also the same with the matcher's overlap and no work
+   (`--receivers` receive threads, one delete thread): what SQS alone allows the pipeline.
 2. matcher, one product: N orders (limit orders around one price, about half of them crossing,
-   a cancel every tenth) placed as the API places them, pre-filled, then drained by the matcher;
-   orders/s from its first receive to its last delete; per-batch cycle p50/p99 excluding SQS
-   (load + match + write/commit + Redis publish) and including it (+ receive + delete).
-3. the same with three products at once (one worker thread each).
+   a cancel every tenth) from 50 accounts, placed as the API places them, pre-filled, then
+   drained by the matcher; orders/s from its first receive to its last delete. Per settled
+   batch (one transaction), p50/p99 of: settle = load + match + write/commit, the settler's
+   serial stage; excluding SQS = settle + the Redis publish (done on the poster thread while
+   the next batch settles); including SQS = + receive + delete.
+3. the same with three products at once (one pipeline each).
 The ratio matcher/bare is the share of the queue's own rate the matcher keeps (target >= 80%).
 """
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import queue
 import random
 import statistics
 import subprocess
@@ -152,8 +158,11 @@ def fill(cfg: Settings, conn: psycopg.Connection, product_id: str, n: int, seed:
     return len({msg.dedup_id for msg in messages})
 
 
-def bare(cfg: Settings, n: int) -> float:
-    """Messages/s of receive(10) + DeleteMessageBatch on a pre-filled queue, no processing."""
+def bare(cfg: Settings, n: int, receivers: int = 0) -> float:
+    """Messages/s of receive(10) + DeleteMessageBatch on a pre-filled queue, no processing.
+
+    receivers=0: one loop, receive then delete (the baseline). receivers=k: the matcher's
+    overlap without its work: k threads receive, one thread deletes what they received."""
     sqs = sqs_client(cfg)
     spec = queues.queue_specs(f"{cfg.queue_prefix}bare", ["BTC-USD"])
     url = queues.ensure_queues(sqs, spec)["BTC-USD"]
@@ -164,24 +173,55 @@ def bare(cfg: Settings, n: int) -> float:
         url,
         [QueueMessage("order", str(uuid.uuid4()), "BTC-USD", rng.choice(users)) for _ in range(n)],
     )
+
+    def receive() -> list[dict[str, str]]:
+        reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        return list(reply.get("Messages", []))
+
+    def delete(msgs: list[dict[str, str]]) -> None:
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
+            ],
+        )
+
     got = 0
     start = time.perf_counter()
+    if receivers == 0:
+        while got < n:
+            msgs = receive()
+            if msgs:
+                delete(msgs)
+                got += len(msgs)
+        return n / (time.perf_counter() - start)
+    handed: queue.Queue[list[dict[str, str]]] = queue.Queue(maxsize=4)
+    done = threading.Event()
+
+    def receiver() -> None:
+        while not done.is_set():
+            msgs = receive()
+            if msgs:
+                handed.put(msgs)
+
+    threads = [threading.Thread(target=receiver, daemon=True) for _ in range(receivers)]
+    for t in threads:
+        t.start()
     while got < n:
-        reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        msgs = reply.get("Messages", [])
-        if msgs:
-            sqs.delete_message_batch(
-                QueueUrl=url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
-                ],
-            )
-            got += len(msgs)
-    return n / (time.perf_counter() - start)
+        msgs = handed.get()
+        delete(msgs)
+        got += len(msgs)
+    elapsed = time.perf_counter() - start
+    done.set()
+    for t in threads:
+        t.join()
+    return n / elapsed
 
 
-def drain(cfg: Settings, products: list[str], total: int) -> tuple[float, list[Cycle], int]:
-    m = Matcher(cfg, products, Options(wait_s=1, poll_s=0.2, record_timings=True), Faults(None))
+def drain(
+    cfg: Settings, products: list[str], total: int, options: Options
+) -> tuple[float, list[Cycle], int]:
+    m = Matcher(cfg, products, options, Faults(None))
     thread = threading.Thread(target=m.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 600
@@ -229,41 +269,77 @@ def report(name: str, rate: float, cycles: list[Cycle], trades: int) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", type=int, default=3000, help="commands per product")
+    defaults = Options()
+    ap.add_argument("--receivers", type=int, default=defaults.receivers)
+    ap.add_argument("--prefetch", type=int, default=defaults.prefetch)
+    ap.add_argument("--merge", type=int, default=defaults.merge)
+    ap.add_argument("--no-http", action="store_true", help="skip the HTTP figure")
     args = ap.parse_args()
+    options = Options(
+        wait_s=1,
+        poll_s=0.2,
+        receivers=args.receivers,
+        prefetch=args.prefetch,
+        merge=args.merge,
+        record_timings=True,
+    )
     print(
         f"machine: {os.cpu_count()} cores, {platform.python_implementation()} "
         f"{platform.python_version()}, {platform.system()} {platform.machine()}"
     )
-    http = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("api.py")),
-            "--only",
-            "POST /orders",
-            "--seconds",
-            "5",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    http = (
+        None
+        if args.no_http
+        else subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("api.py")),
+                "--only",
+                "POST /orders",
+                "--seconds",
+                "5",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     )
-    print("HTTP (chalice local):\n  " + "\n  ".join(http.stdout.strip().splitlines()[1:]))
+    if http is not None:
+        print("HTTP (chalice local):\n  " + "\n  ".join(http.stdout.strip().splitlines()[1:]))
+    print(
+        f"matcher options: receivers {options.receivers}, prefetch {options.prefetch}, "
+        f"merge {options.merge}"
+    )
     cfg, url = setup()
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            bare_rate = bare(cfg, args.orders)
-            print(f"bare SQS receive(10)+delete: {bare_rate:,.0f} messages/s ({args.orders})")
+            bare(cfg, 500)  # LocalStack's first few hundred messages run slower: warm it up
+            before = bare(cfg, args.orders)
+            ceiling = bare(cfg, args.orders, receivers=options.receivers)
 
             t = time.perf_counter()
             sent = fill(cfg, conn, "BTC-USD", args.orders, 1)
             print(f"(pre-filled {sent} messages in {time.perf_counter() - t:.1f} s)")
-            one, cycles, trades = drain(cfg, ["BTC-USD"], sent)
+            one, cycles, trades = drain(cfg, ["BTC-USD"], sent, options)
+            after = bare(cfg, args.orders)
+            bare_rate = (before + after) / 2
+            print(
+                f"bare SQS receive(10)+delete, one loop: {bare_rate:,.0f} messages/s "
+                f"(before {before:,.0f}, after {after:,.0f}; {args.orders} messages)"
+            )
+            print(
+                f"bare SQS with {options.receivers} receive threads + 1 delete thread: "
+                f"{ceiling:,.0f} messages/s"
+            )
             report("matcher, 1 product", one, cycles, trades)
-            print(f"  ratio matcher/bare: {one / bare_rate:.0%}")
+            print(
+                f"  ratio matcher/bare: {one / bare_rate:.0%} "
+                f"(to the overlapped bare: {one / ceiling:.0%})"
+            )
 
             three = list(catalog.PRODUCTS)
             sent = sum(fill(cfg, conn, p, args.orders, 10 + i) for i, p in enumerate(three))
-            rate, cycles, trades = drain(cfg, three, sent)
+            rate, cycles, trades = drain(cfg, three, sent, options)
             report("matcher, 3 products", rate, cycles, trades)
 
         from matcher.check import run_check
