@@ -1,16 +1,18 @@
 """The matcher process: own products, consume their queues, settle, publish, delete.
 
-Threads: one coordinator (the caller of `run`) and, per owned product, a worker of three
-threads joined by two bounded queues (receive -> settle -> post):
+Threads: one coordinator (the caller of `run`) and, per owned product, a pipeline
+(receive -> settle -> post):
 - the receivers (two by default) long-poll the product's queue and hand each batch to the
-  settler. A product's queue is split into message groups by account (chalicelib/order_queue.py)
-  and SQS FIFO holds back only the groups of batches not yet deleted, so receivers fetch the next
+  settler. They run in a child process that owns the product's SQS traffic (sqs_io.py: boto3's
+  CPU would otherwise hold the settler's GIL); a reader thread here takes what it sends. A
+  product's queue is split into message groups by account (chalicelib/order_queue.py) and SQS
+  FIFO holds back only the groups of batches not yet deleted, so receivers fetch the next
   batches while the settler is busy: SQS round trips overlap with settling instead of adding to
   it, and two receives in flight return disjoint groups;
 - the settler owns the product's book and Postgres connection: it takes the batches in the
   order received (that order is the product's sequence), runs the engine and writes each batch
   in ONE transaction (settlement.py). Only this thread ever touches the book;
-- the poster publishes each committed batch to Redis and then deletes its messages. A message
+- the poster publishes each committed batch to Redis and then has its messages deleted. A message
   is deleted only after its batch committed, so a crash anywhere redelivers it, and the
   settler skips what Postgres shows as done. A group's next batch can only be received after
   this delete, which is what keeps an account's messages in order.
@@ -33,6 +35,7 @@ owns the product next.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -61,6 +64,7 @@ from matcher.settlement import (
     parse_order_id,
     settle_batch,
 )
+from matcher.sqs_io import SqsProcess
 
 # Errors after which the batch is redone from a freshly loaded book.
 RETRYABLE = (
@@ -159,8 +163,8 @@ _END = object()  # closes a queue: nothing follows
 
 
 class ProductWorker(threading.Thread):
-    """One product's pipeline. This thread is the settler; it starts the receiver and the
-    poster and joins them before it ends."""
+    """One product's pipeline. This thread is the settler; it starts the SQS process, the
+    thread that reads from it and the poster, and winds them down before it ends."""
 
     def __init__(self, matcher: Matcher, product_id: str) -> None:
         super().__init__(name=f"matcher-{product_id}", daemon=True)
@@ -174,10 +178,18 @@ class ProductWorker(threading.Thread):
         self._conn: psycopg.Connection | None = None
         self._loaded: books.LoadedBook | None = None
         self.publisher = publisher.Publisher(keys_for(matcher.cfg), books.Rules.of(product_id))
-        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=max(1, matcher.options.prefetch))
+        o = matcher.options
+        self._receivers = max(1, o.receivers)
+        # Batches received and not yet taken by the settler (receives in flight included).
+        self._credit = max(o.prefetch, self._receivers)
+        self._inbox: queue.Queue[Any] = queue.Queue()  # bounded by the credit
         self._outbox: queue.Queue[Any] = queue.Queue()
         self._full_wanted = threading.Event()
-        self._receivers = max(1, matcher.options.receivers)
+        self._sqs: SqsProcess | None = None
+        self._quiet = threading.Event()  # the SQS process stopped receiving
+        self._stopped = threading.Event()  # the SQS process ended as told
+        self._deleting: dict[int, tuple[_Settled, float, float]] = {}
+        self._tokens = itertools.count()
         self._url = ""
 
     # ------------------------------------------------------------------ lifecycle
@@ -195,8 +207,10 @@ class ProductWorker(threading.Thread):
                     "open_orders": len(loaded.live),
                 },
             )
+            o = self.m.options
+            self._sqs = SqsProcess(self.m.cfg, self._url, self._receivers, o.wait_s, self._credit)
             helpers = [
-                *(self._thread(f"receive{n}", self._receive_loop) for n in range(self._receivers)),
+                self._thread("read", self._read_loop),
                 self._thread("post", self._post_loop),
             ]
             self._settle_loop()
@@ -206,12 +220,33 @@ class ProductWorker(threading.Thread):
             self._fail(exc)
         finally:
             self.halt.set()
-            self._outbox.put(_END)
-            for t in helpers:
-                t.join()
-            self._release_unsettled()
-            if self._conn is not None:
-                self._conn.close()
+            self._wind_down(helpers)
+
+    def _wind_down(self, helpers: list[threading.Thread]) -> None:
+        """Stop receiving, hand back what will not be settled, let the poster delete what was
+        committed, then stop the SQS process."""
+        sqs = self._sqs
+        reader_alive = bool(helpers) and helpers[0].is_alive()
+        if sqs is not None and reader_alive and not self._quiet.is_set():
+            self._tell("quiet")
+            self._quiet.wait(self.m.options.wait_s + 10)
+        self._release_unsettled()
+        self._outbox.put(_END)  # the poster ends by telling the SQS process to stop
+        for t in helpers:
+            t.join()
+        if sqs is not None:
+            sqs.close()
+        if self._conn is not None:
+            self._conn.close()
+
+    def _tell(self, *message: Any) -> None:
+        sqs = self._sqs
+        if sqs is None:
+            return
+        try:
+            sqs.send(*message)
+        except (OSError, ValueError) as exc:  # it died: the error is reported by the reader
+            logger.warning("SQS process unreachable", extra={"error": repr(exc)})
 
     def _thread(self, role: str, target: Callable[[], None]) -> threading.Thread:
         def body() -> None:
@@ -231,9 +266,6 @@ class ProductWorker(threading.Thread):
             self.error = exc
         logger.error("matcher worker failed", exc_info=exc, extra={"product_id": self.product_id})
 
-    def _running(self) -> bool:
-        return not (self.m.stopping.is_set() or self.lost.is_set() or self.halt.is_set())
-
     def _connect(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(
@@ -249,41 +281,33 @@ class ProductWorker(threading.Thread):
         self._full_wanted.set()  # the publisher's shadow followed the old book
         return self._loaded
 
-    # ------------------------------------------------------------------ receive
+    # ------------------------------------------------------------------ from the SQS process
 
-    def _receive_loop(self) -> None:
-        m = self.m
-        try:
-            while self._running():
-                t0 = time.perf_counter()
-                reply = m.sqs.receive_message(
-                    QueueUrl=self._url,
-                    MaxNumberOfMessages=10,
-                    WaitTimeSeconds=m.options.wait_s,
-                    AttributeNames=["ApproximateReceiveCount"],
-                )
-                t1 = time.perf_counter()
-                messages = reply.get("Messages", [])
-                if not messages:
-                    self.idle = self._inbox.empty()
-                    continue
+    def _read_loop(self) -> None:
+        sqs = self._sqs
+        assert sqs is not None
+        while True:
+            message = sqs.recv()
+            if message is None:
+                if self._stopped.is_set():
+                    return
+                raise RuntimeError("the SQS process ended unexpectedly")
+            kind = message[0]
+            if kind == "batch":
                 self.idle = False
-                item = _Received(messages, t0, t1)
-                while not self._put(item):
-                    if self.halt.is_set() or self.lost.is_set():
-                        self._release([item])  # nobody will settle it here
-                        return
-        finally:
-            # Tell the settler nothing follows (unless it is gone and the inbox full).
-            while not self._put(_END) and not self.halt.is_set():
-                pass
-
-    def _put(self, item: Any) -> bool:
-        try:
-            self._inbox.put(item, timeout=0.1)
-        except queue.Full:
-            return False
-        return True
+                self._inbox.put(_Received(message[1], message[2], message[3]))
+            elif kind == "idle":
+                self.idle = self._inbox.empty()
+            elif kind == "deleted":
+                self._deleted(*message[1:])
+            elif kind == "quiet":
+                self._inbox.put(_END)  # after every batch it sent
+                self._quiet.set()
+            elif kind == "stopped":
+                self._stopped.set()
+                return
+            else:
+                raise RuntimeError(f"SQS process: {message[1] if len(message) > 1 else kind}")
 
     def _release_unsettled(self) -> None:
         """Received batches nobody will settle (ownership lost, or a failure): make them
@@ -299,18 +323,19 @@ class ProductWorker(threading.Thread):
         self._release(left)
 
     def _release(self, items: list[_Received]) -> None:
-        for item in items:
-            try:
-                self._visible_now(item.messages)
-            except Exception:
-                logger.exception("could not release", extra={"product_id": self.product_id})
+        handles = [msg["ReceiptHandle"] for item in items for msg in item.messages]
+        if handles:
+            self._tell("release", handles)
 
     # ------------------------------------------------------------------ settle
 
     def _settle_loop(self) -> None:
         merge = max(1, self.m.options.merge)
-        ends = 0  # receivers that have ended; the last one's _END closes the inbox
-        while ends < self._receivers:
+        quieting = False
+        while True:
+            if not quieting and (self.m.stopping.is_set() or self.lost.is_set()):
+                quieting = True
+                self._tell("quiet")  # then finish the batches already received
             if self._full_wanted.is_set():
                 self._full_publish()
             try:
@@ -320,8 +345,7 @@ class ProductWorker(threading.Thread):
                     return
                 continue
             if first is _END:
-                ends += 1
-                continue
+                return
             taken = time.perf_counter()
             parts = [first]
             while len(parts) < merge:
@@ -330,9 +354,10 @@ class ProductWorker(threading.Thread):
                 except queue.Empty:
                     break
                 if more is _END:
-                    ends += 1
+                    self._inbox.put(_END)  # ends the loop after this batch
                     break
                 parts.append(more)
+            self._tell("credit", len(parts))
             batch = [Received(msg["MessageId"], _parse(msg)) for p in parts for msg in p.messages]
             try:
                 result = self._settle(batch)
@@ -397,6 +422,7 @@ class ProductWorker(threading.Thread):
                     self._tick()
                 continue
             if item is _END:
+                self._tell("stop")  # after the deletes sent before it
                 return
             if isinstance(item, _FullPublish):
                 try:
@@ -421,8 +447,8 @@ class ProductWorker(threading.Thread):
             logger.exception("market data tick failed", extra={"product_id": self.product_id})
 
     def _post(self, done: _Settled) -> None:
-        """Publish a committed batch, then delete its messages (poison ones are released for
-        the dead-letter queue instead)."""
+        """Publish a committed batch, then have its messages deleted (poison ones are released
+        for the dead-letter queue instead)."""
         m = self.m
         result = done.result
         t2 = time.perf_counter()
@@ -436,41 +462,43 @@ class ProductWorker(threading.Thread):
         t3 = time.perf_counter()
         poison = set(result.poison)
         messages = [msg for part in done.parts for msg in part.messages]
-        keep = [msg for msg in messages if msg["MessageId"] not in poison]
-        for i in range(0, len(keep), 10):
-            reply = m.sqs.delete_message_batch(
-                QueueUrl=self._url,
-                Entries=[
-                    {"Id": str(n), "ReceiptHandle": msg["ReceiptHandle"]}
-                    for n, msg in enumerate(keep[i : i + 10])
-                ],
-            )
-            for failed in reply.get("Failed", []):
-                # Redelivered later and skipped then (the order is no longer pending).
-                logger.warning("delete failed", extra={"product_id": self.product_id, **failed})
         if poison:
             self._poison([msg for msg in messages if msg["MessageId"] in poison])
-        t4 = time.perf_counter()
+        token = next(self._tokens)
+        self._deleting[token] = (done, t2, t3)
+        self._tell(
+            "delete",
+            token,
+            [msg["ReceiptHandle"] for msg in messages if msg["MessageId"] not in poison],
+        )
+
+    def _deleted(self, token: int, t4: float, t5: float, failed: list[dict[str, Any]]) -> None:
+        """The SQS process deleted a batch's messages: the batch is done."""
+        done, t2, t3 = self._deleting.pop(token)
+        for f in failed:
+            # Redelivered later and skipped then (the order is no longer pending).
+            logger.warning("delete failed", extra={"product_id": self.product_id, **f})
+        result = done.result
         s = self.stats
         if s.first_at is None:
             s.first_at = done.parts[0].started
-        s.last_at = t4
+        s.last_at = t5
         s.batches += 1
-        s.messages += len(messages)
+        s.messages += sum(len(p.messages) for p in done.parts)
         s.trades += len(result.trades)
-        s.poison += len(poison)
-        if m.options.record_timings:
+        s.poison += len(result.poison)
+        if self.m.options.record_timings:
             tm = result.timings
             s.cycles.append(
                 Cycle(
-                    len(messages),
+                    sum(len(p.messages) for p in done.parts),
                     sum(p.ended - p.started for p in done.parts),
                     done.taken - done.parts[0].ended,
                     tm["load"],
                     tm["match"],
                     tm["write"],
                     t3 - t2,
-                    t4 - t3,
+                    t5 - t4,
                     {k: v for k, v in tm.items() if k.startswith("w_")},
                 )
             )
@@ -488,17 +516,7 @@ class ProductWorker(threading.Thread):
             )
         # Visible again at once: a FIFO group is blocked while a message of it is in flight,
         # so waiting out the visibility timeout five times would stall the group for minutes.
-        self._visible_now(messages)
-
-    def _visible_now(self, messages: list[dict[str, Any]]) -> None:
-        for i in range(0, len(messages), 10):
-            self.m.sqs.change_message_visibility_batch(
-                QueueUrl=self._url,
-                Entries=[
-                    {"Id": str(n), "ReceiptHandle": msg["ReceiptHandle"], "VisibilityTimeout": 0}
-                    for n, msg in enumerate(messages[i : i + 10])
-                ],
-            )
+        self._tell("release", [msg["ReceiptHandle"] for msg in messages])
 
 
 def _parse(msg: dict[str, Any]) -> QueueMessage | None:
