@@ -6,6 +6,7 @@ it, and the infrastructure reads it. Operators change a live product's status in
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -130,6 +131,18 @@ PRODUCTS: dict[str, Product] = {
     )
 }
 
-# Fees land here; the account is a system user that never logs in.
-FEE_USER_ID = "00000000-0000-0000-0000-00000000fee0"
-FEE_USER_EMAIL = "fees@exchange.internal"
+# Fees land in one account per product, each a system user that never logs in. One account
+# for every product would be one balance row per asset that each product's settlement locks
+# until it commits: the products' matchers would queue behind each other on it. Operators
+# read the fee revenue per product; the conservation check counts every account.
+_FEE_NAMESPACE = uuid.UUID("7c1f3a52-0d4e-4b8e-9a57-6f0e2c1dfee0")
+FEE_ACCOUNTS: dict[str, str] = {p: str(uuid.uuid5(_FEE_NAMESPACE, p)) for p in PRODUCTS}
+
+
+def fee_account(product_id: str) -> str:
+    """The system user whose balances receive a product's fees."""
+    return FEE_ACCOUNTS[product_id]
+
+
+def fee_account_email(product_id: str) -> str:
+    return f"fees-{product_id.lower()}@exchange.internal"

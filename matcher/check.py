@@ -2,7 +2,7 @@
 
 Each check adds a line per violation (capped per check) to the report:
 
-1. conservation: per asset, sum(available + hold) over every balance (the fee account
+1. conservation: per asset, sum(available + hold) over every balance (the fee accounts
    included) == completed deposits - completed withdrawals (amount + fee: what left the user).
 2. holds: every live order holds exactly what it can still spend: a sell its open size; a
    limit buy `limit_buy_hold(price, open lots)`; a pending market buy its funds. Open size =

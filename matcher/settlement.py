@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import psycopg
 
 from chalicelib.balances import InsufficientFunds, LedgerRef, Move, apply_moves
-from chalicelib.catalog import FEE_USER_ID
+from chalicelib.catalog import fee_account
 from chalicelib.db import array_text
 from chalicelib.order_queue import QueueMessage
 from matcher.books import ORDER_COLUMNS, LoadedBook, OrderState
@@ -109,6 +109,7 @@ class _Batch:
         self.trades: list[Trade] = []
         self.next_trade_id = loaded.last_trade_id + 1
         self.events: list[Any] = []  # what market data publishes, in order
+        self.fee_account = fee_account(loaded.rules.product.id)
 
     def state(self, order_id: str) -> OrderState | None:
         """The batch's view of an order: as the batch left it, else as the book or Postgres
@@ -194,7 +195,7 @@ class _Batch:
             if fee:
                 add(Move(o.user_id, quote, -fee, 0, "fee", ref))
         if fee:
-            add(Move(FEE_USER_ID, quote, fee, 0, "fee", ref))
+            add(Move(self.fee_account, quote, fee, 0, "fee", ref))
         # A limit order keeps exactly what its open lots can still spend; a market order keeps
         # the rest of its budget until its Done releases it.
         if o.type == LIMIT:

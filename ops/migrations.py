@@ -8,7 +8,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from yoyo import get_backend, read_migrations
 
-from chalicelib.catalog import ASSETS, FEE_USER_EMAIL, FEE_USER_ID, PRODUCTS
+from chalicelib.catalog import ASSETS, PRODUCTS, fee_account, fee_account_email
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -101,15 +101,16 @@ def seed(database_url: str) -> None:
                 "INSERT INTO product_state (product_id) VALUES (%s) ON CONFLICT DO NOTHING",
                 (p.id,),
             )
-        # The password hash is not a hash of anything: the fee account can never log in.
-        conn.execute(
-            """INSERT INTO users (id, email, password_hash, is_system) VALUES (%s, %s, '!', true)
-               ON CONFLICT (id) DO NOTHING""",
-            (FEE_USER_ID, FEE_USER_EMAIL),
-        )
-        for a in ASSETS.values():
+        for p in PRODUCTS.values():
+            # The password hash is not a hash of anything: a fee account can never log in.
             conn.execute(
-                """INSERT INTO balances (id, user_id, asset) VALUES (gen_random_uuid(), %s, %s)
-                   ON CONFLICT (user_id, asset) DO NOTHING""",
-                (FEE_USER_ID, a.id),
+                """INSERT INTO users (id, email, password_hash, is_system)
+                   VALUES (%s, %s, '!', true) ON CONFLICT (id) DO NOTHING""",
+                (fee_account(p.id), fee_account_email(p.id)),
             )
+            for asset in (p.base.id, p.quote.id):
+                conn.execute(
+                    """INSERT INTO balances (id, user_id, asset) VALUES (gen_random_uuid(), %s, %s)
+                       ON CONFLICT (user_id, asset) DO NOTHING""",
+                    (fee_account(p.id), asset),
+                )

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from chalicelib import balances, order_queue
-from chalicelib.catalog import ASSETS, FEE_USER_ID, PRODUCTS
+from chalicelib.catalog import ASSETS, FEE_ACCOUNTS, PRODUCTS
 from chalicelib.config import Settings
 from chalicelib.order_queue import QueueMessage
 from chalicelib.sqs import sqs_client
@@ -84,7 +84,12 @@ class Flow:
         return Bal(int(row[0]), int(row[1]))
 
     def fees(self, asset: str) -> int:
-        return self.bal(FEE_USER_ID, asset).available
+        """What every product's fee account holds of `asset`."""
+        return sum(
+            self.bal(account, asset).available
+            for product_id, account in FEE_ACCOUNTS.items()
+            if asset in (PRODUCTS[product_id].base.id, PRODUCTS[product_id].quote.id)
+        )
 
     # ------------------------------------------------------------------ orders
 

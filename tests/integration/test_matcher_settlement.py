@@ -12,7 +12,7 @@ from math import ceil
 
 import pytest
 
-from chalicelib.catalog import FEE_USER_ID, PRODUCTS
+from chalicelib.catalog import PRODUCTS, fee_account
 from chalicelib.order_queue import QueueMessage
 from matcher.check import run_check
 from tests.integration.orderflow import Bal, Flow, units
@@ -56,7 +56,8 @@ def test_limit_orders_cross_at_the_makers_price(flow: Flow) -> None:
     assert flow.bal(buyer, "BTC") == Bal(btc("0.2"), 0)
     assert flow.bal(seller, "BTC") == Bal(btc("0.5"), btc("0.3"))
     assert flow.bal(seller, "USD") == Bal(usd("5994"), 0)
-    assert flow.bal(FEE_USER_ID, "USD") == Bal(usd("18"), 0)
+    assert flow.bal(fee_account("BTC-USD"), "USD") == Bal(usd("18"), 0)
+    assert flow.fees("USD") == usd("18")  # the other products' fee accounts got nothing
 
     a, b = flow.order(ask), flow.order(bid)
     assert (a["status"], a["filled_size"], a["hold_amount"], a["seq"]) == (

@@ -83,7 +83,7 @@ def test_seed_is_idempotent_and_matches_the_catalog(scratch_db: str) -> None:
         fee_balances = conn.execute(
             "SELECT count(*) FROM balances b JOIN users u ON u.id = b.user_id WHERE u.is_system"
         ).fetchone()
-        assert fee_balances == (3,)
+        assert fee_balances == (6,)  # a fee account per product, with its base and quote
 
 
 def test_balances_can_never_go_negative(database_url: str) -> None:
