@@ -28,14 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from chalicelib.catalog import PRODUCTS
+from matcher import checkpoints
 from matcher.books import ORDER_COLUMNS, OrderState, Rules
-from matcher.engine import Fill, OrderBook
+from matcher.engine import Fill
 
 MAX_PER_CHECK = 20
 
@@ -89,10 +88,10 @@ def run_check(
         _holds(conn, report)
         _ledger(conn, report)
         _trades(conn, report)
-        stored = _has_checkpoints(conn)
+        stored = checkpoints.table_exists(conn)
         passed = []
         for product_id in products or PRODUCTS:
-            start = _load_checkpoint(conn, product_id) if stored and not full else None
+            start = checkpoints.load(conn, product_id) if stored and not full else None
             cp = _replay(conn, product_id, report, start)
             if cp is not None:
                 passed.append(cp)
@@ -100,7 +99,7 @@ def run_check(
         if save and stored and passed:
             with conn.transaction():
                 for cp in passed:
-                    _save_checkpoint(conn, cp)
+                    checkpoints.save(conn, cp)
     return report
 
 
@@ -222,136 +221,9 @@ def _trades(conn: psycopg.Connection, report: Report) -> None:
         )
 
 
-# A 64-bit hash of a row, summed over rows: an order-independent digest that one streaming
-# aggregate computes (no sort, no memory per row). ROW(...)::text keeps NULL apart from a value.
-_HASH = "('x' || left(md5(ROW({})::text), 16))::bit(64)::bigint"
-_TRADE_FIELDS = """trade_id, seq, maker_order_id, taker_order_id, maker_side, price, size, funds,
-    maker_fee, taker_fee"""
-_ORDER_FIELDS = """id, user_id, side, type, price, size, funds, time_in_force, post_only, stp,
-    accepted_seq, CASE WHEN cancel_seq <= %(seq)s THEN cancel_seq END"""
-_TRADE_HASH = _HASH.format(_TRADE_FIELDS)
-_ORDER_HASH = _HASH.format(_ORDER_FIELDS)
-_DIGEST = f"""
-    WITH t AS (SELECT count(*) AS n, coalesce(sum({_TRADE_HASH}), 0) AS d FROM trades
-               WHERE product_id = %(product)s AND trade_id <= %(trade_id)s),
-         o AS (SELECT count(*) AS n, coalesce(sum({_ORDER_HASH}), 0) AS d FROM orders
-               WHERE product_id = %(product)s AND accepted_seq <= %(seq)s)
-    SELECT t.n, t.d, o.n, o.d FROM t, o"""
-
-
-@dataclass(frozen=True, slots=True)
-class Digest:
-    """What a checkpoint covers, as counts and sums of a 64-bit hash per row: the product's
-    trades with trade_id <= its last_trade_id (every field the replay compares), and the
-    replay's inputs, its orders with accepted_seq <= its seq (the command fields, accepted_seq,
-    and cancel_seq when it is <= seq: a later cancel legitimately sets it)."""
-
-    trades: int
-    trade_sum: int
-    orders: int
-    order_sum: int
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """A product's replayed book at `seq`, after a replay (of everything up to `seq`) passed."""
-
-    product_id: str
-    seq: int
-    last_trade_id: int
-    book: dict[str, Any]  # OrderBook.snapshot()
-    digest: Digest
-
-
-def _digest(conn: psycopg.Connection, product_id: str, seq: int, trade_id: int) -> Digest:
-    """One aggregate query over the covered trades and orders (index ranges of both).
-
-    It catches any insert, delete or change of a hashed field in the covered rows, by accident
-    or by a bug. It does not catch a change to a field it does not hash (holds and fill totals:
-    checks 2 and 4 read those in full on every run) nor a forgery: the hash is not keyed, and
-    whoever can rewrite trades can rewrite check_checkpoints too. `--full` trusts neither.
-    """
-    row = conn.execute(
-        _DIGEST, {"product": product_id, "seq": seq, "trade_id": trade_id}
-    ).fetchone()
-    assert row is not None
-    return Digest(*(int(x) for x in row))
-
-
-def _has_checkpoints(conn: psycopg.Connection) -> bool:
-    row = conn.execute("SELECT to_regclass('check_checkpoints') IS NOT NULL").fetchone()
-    return bool(row and row[0])
-
-
-def _load_checkpoint(conn: psycopg.Connection, product_id: str) -> Checkpoint | None:
-    row = conn.execute(
-        """SELECT seq, last_trade_id, book, trade_count, trade_digest, order_count, order_digest
-           FROM check_checkpoints WHERE product_id = %s""",
-        (product_id,),
-    ).fetchone()
-    if row is None:
-        return None
-    seq, trade_id, book, *digest = row
-    return Checkpoint(product_id, int(seq), int(trade_id), book, Digest(*(int(x) for x in digest)))
-
-
-def _save_checkpoint(conn: psycopg.Connection, cp: Checkpoint) -> None:
-    d = cp.digest
-    conn.execute(
-        """INSERT INTO check_checkpoints (product_id, seq, last_trade_id, book, trade_count,
-             trade_digest, order_count, order_digest) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (product_id) DO UPDATE SET seq = excluded.seq,
-             last_trade_id = excluded.last_trade_id, book = excluded.book,
-             trade_count = excluded.trade_count, trade_digest = excluded.trade_digest,
-             order_count = excluded.order_count, order_digest = excluded.order_digest,
-             created_at = now()""",
-        (
-            cp.product_id,
-            cp.seq,
-            cp.last_trade_id,
-            Jsonb(cp.book),
-            d.trades,
-            d.trade_sum,
-            d.orders,
-            d.order_sum,
-        ),
-    )
-
-
-def _resume(
-    conn: psycopg.Connection,
-    cp: Checkpoint,
-    rules: Rules,
-    state: tuple[int, int],
-    report: Report,
-    check: str,
-) -> OrderBook | None:
-    """The checkpoint's book, if what it covers is unchanged; else None, and a violation."""
-    last_seq, last_trade_id = state
-    if cp.seq > last_seq or cp.last_trade_id > last_trade_id:
-        problem = f"is past product_state (seq {last_seq}, last trade {last_trade_id})"
-    else:
-        was, now = cp.digest, _digest(conn, cp.product_id, cp.seq, cp.last_trade_id)
-        if (now.trades, now.trade_sum) != (was.trades, was.trade_sum):
-            problem = f"the trades it covers changed ({was.trades} then, {now.trades} now)"
-        elif (now.orders, now.order_sum) != (was.orders, was.order_sum):
-            problem = f"the orders it covers changed ({was.orders} then, {now.orders} now)"
-        else:
-            try:
-                book = OrderBook.restore(cp.book, rules.engine_rules())
-            except (ValueError, KeyError, TypeError) as exc:
-                problem = f"its book does not restore ({exc})"
-            else:
-                if book.seq == cp.seq:
-                    return book
-                problem = f"its book is at seq {book.seq}"
-    report.bad(check, f"checkpoint at seq {cp.seq} {problem}; replayed from seq 0 instead")
-    return None
-
-
 def _replay(
-    conn: psycopg.Connection, product_id: str, report: Report, start: Checkpoint | None
-) -> Checkpoint | None:
+    conn: psycopg.Connection, product_id: str, report: Report, start: checkpoints.Checkpoint | None
+) -> checkpoints.Checkpoint | None:
     """Check 5 for one product, from `start` if given and still valid, else from seq 0.
 
     Returns a checkpoint at product_state.last_seq if the product's replay found nothing wrong.
@@ -367,7 +239,11 @@ def _replay(
     last_seq, last_trade_id = int(state[0]), int(state[1])
     resumed = None
     if start is not None:
-        resumed = _resume(conn, start, r, (last_seq, last_trade_id), report, check)
+        found = checkpoints.resume(conn, start, r, (last_seq, last_trade_id))
+        if isinstance(found, str):
+            report.bad(check, f"checkpoint at seq {start.seq} {found}; replayed from seq 0 instead")
+        else:
+            resumed = found
     if resumed is not None and start is not None:  # not `if resumed`: an empty book is falsy
         book, base_seq, base_trade = resumed, start.seq, start.last_trade_id
     else:
@@ -461,10 +337,10 @@ def _replay(
     report.counts[f"{product_id} events replayed"] = book.seq - base_seq
     if report.failed(check):
         return None
-    return Checkpoint(
+    return checkpoints.Checkpoint(
         product_id,
         book.seq,
         last_trade_id,
         snapshot,
-        _digest(conn, product_id, book.seq, last_trade_id),
+        checkpoints.digest(conn, product_id, book.seq, last_trade_id),
     )
