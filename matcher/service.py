@@ -479,19 +479,20 @@ class ProductWorker(threading.Thread):
             # Redelivered later and skipped then (the order is no longer pending).
             logger.warning("delete failed", extra={"product_id": self.product_id, **f})
         result = done.result
+        n = sum(len(p.messages) for p in done.parts)
         s = self.stats
         if s.first_at is None:
             s.first_at = done.parts[0].started
         s.last_at = t5
         s.batches += 1
-        s.messages += sum(len(p.messages) for p in done.parts)
+        s.messages += n
         s.trades += len(result.trades)
         s.poison += len(result.poison)
         if self.m.options.record_timings:
             tm = result.timings
             s.cycles.append(
                 Cycle(
-                    sum(len(p.messages) for p in done.parts),
+                    n,
                     sum(p.ended - p.started for p in done.parts),
                     done.taken - done.parts[0].ended,
                     tm["load"],

@@ -100,8 +100,7 @@ def _serve(
         with lock:
             conn.send(message)
 
-    def release(messages: list[dict[str, Any]] | list[str]) -> None:
-        handles = [m["ReceiptHandle"] if isinstance(m, dict) else m for m in messages]
+    def release(handles: list[str]) -> None:
         for i in range(0, len(handles), 10):
             sqs.change_message_visibility_batch(
                 QueueUrl=url,
@@ -129,7 +128,8 @@ def _serve(
                     credits.release()
                     send("idle")
                 elif quiet.is_set():
-                    release(messages)  # received after the worker stopped taking batches
+                    # Received after the worker stopped taking batches.
+                    release([m["ReceiptHandle"] for m in messages])
                 else:
                     send("batch", messages, t0, t1)
         except Exception as exc:
