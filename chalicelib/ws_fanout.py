@@ -11,17 +11,28 @@ Level2 updates: one `l2update` per batch message, with the matcher's `sequence` 
 `prev_sequence` (empty `changes` when the batch moved no level), so each update's
 `prev_sequence` is the previous level2 message's `sequence` for every client, whichever batch its
 Redis snapshot was read at. A matcher reset is followed by a fresh snapshot from Redis.
+
+Posting: each PostToConnection is an HTTPS call of ~10-50 ms, so a batch message's posts go out
+on a thread pool (`WS_FANOUT_THREADS`, default 16), one task per connection; see `fan_out` for
+how that keeps each connection's messages in order.
 """
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
 from chalicelib.catalog import PRODUCTS
+from chalicelib.config import settings
 from chalicelib.logs import logger
 from chalicelib.market_keys import Keys
 from chalicelib.ws import Gone, Post, Subscriptions, snapshot_from_redis
+
+DEFAULT_THREADS = 16
 
 
 def messages_for(
@@ -56,26 +67,89 @@ def messages_for(
     return out
 
 
-def fan_out(subs: Subscriptions, post: Post, product_id: str, msg: dict[str, Any]) -> int:
-    """Post one batch message's Coinbase messages to their subscribers; connections API
-    Gateway calls gone are forgotten (and get nothing more). Returns the posts made."""
+def fan_out(
+    subs: Subscriptions,
+    post: Post,
+    product_id: str,
+    msg: dict[str, Any],
+    pool: Executor | None = None,
+) -> int:
+    """Post one batch message's Coinbase messages to their subscribers. Returns the posts made.
+
+    One task per connection posts that connection's messages in the order `messages_for` gives
+    them, on `pool` (in this thread without one), and the call returns only when every task is
+    done. Connections proceed side by side, but a connection's messages are never posted by two
+    threads at once: within the batch message they go out in order, and the next batch message
+    (whose `l2update` must follow this one's in the client's `prev_sequence` chain) cannot start
+    before this one is finished for every connection. The cost is that a batch message takes as
+    long as its slowest connection.
+
+    A connection API Gateway calls gone gets nothing more and is forgotten (here, once the tasks
+    are done, so Redis is used from this thread only). Any other error is logged and that
+    connection gets nothing more of this batch message: the client has lost a message already
+    (on a level2 gap feed/client.py resubscribes), and boto3 has retried what was retryable, so
+    more posts would most likely fail slowly too and hold up the batch for everyone else.
+    """
     if product_id not in PRODUCTS:
         return 0
-    gone: set[str] = set()
-    posted = 0
+    per_connection: dict[str, list[dict[str, Any]]] = {}
     for targets, out in messages_for(subs, product_id, msg):
-        for cid in sorted(targets - gone):
-            try:
-                post(cid, out)
-                posted += 1
-            except Gone:
-                gone.add(cid)
-                subs.drop(cid)
+        for cid in targets:
+            per_connection.setdefault(cid, []).append(out)
+    work = sorted(per_connection.items())
+    if pool is None:
+        results = [_post_in_order(post, cid, msgs) for cid, msgs in work]
+    else:
+        futures = [pool.submit(_post_in_order, post, cid, msgs) for cid, msgs in work]
+        results = [f.result() for f in futures]  # waits for all: the ordering argument above
+    posted = 0
+    for (cid, _msgs), (n, gone) in zip(work, results, strict=True):
+        posted += n
+        if gone:
+            subs.drop(cid)
     return posted
 
 
-def run(subs: Subscriptions, post: Post, keys: Keys, stop: Any = None) -> None:
-    """Follow the Redis feed channel and fan out each message until `stop()` is true."""
+def _post_in_order(post: Post, cid: str, msgs: list[dict[str, Any]]) -> tuple[int, bool]:
+    """Post `msgs` to one connection in order, stopping at the first failure.
+    Returns (posts made, whether the connection is gone)."""
+    for i, out in enumerate(msgs):
+        try:
+            post(cid, out)
+        except Gone:
+            return i, True
+        except Exception:
+            logger.exception(
+                "websocket post failed; rest of the batch skipped for this connection",
+                extra={"connection": cid, "skipped": len(msgs) - i - 1},
+            )
+            return i, False
+    return len(msgs), False
+
+
+def management_client(endpoint: str, threads: int) -> Any:
+    """`chalicelib.ws.management_client` with an HTTP connection pool as large as the thread
+    pool: botocore keeps 10 connections by default, and every post beyond them would open (and
+    then discard) a new TLS connection."""
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=endpoint,
+        region_name=settings().aws_region,
+        config=Config(max_pool_connections=threads),
+    )
+
+
+def run(
+    subs: Subscriptions,
+    post: Post,
+    keys: Keys,
+    stop: Any = None,
+    threads: int = DEFAULT_THREADS,
+) -> None:
+    """Follow the Redis feed channel and fan out each message, posting on `threads` threads,
+    until `stop()` is true. `post` must be safe to call from several threads (a boto3 client
+    is)."""
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ws-fanout")
     pubsub = subs.r.pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe(keys.feed_pattern)
     try:
@@ -85,8 +159,10 @@ def run(subs: Subscriptions, post: Post, keys: Keys, stop: Any = None) -> None:
                 continue
             try:
                 channel = m["channel"].decode()
-                fan_out(subs, post, Keys.product_of_channel(channel), json.loads(m["data"]))
+                product_id = Keys.product_of_channel(channel)
+                fan_out(subs, post, product_id, json.loads(m["data"]), pool)
             except Exception:
                 logger.exception("feed message not fanned out")
     finally:
         pubsub.close()
+        pool.shutdown()

@@ -83,11 +83,16 @@ def _cmd_ws_fanout(args: argparse.Namespace) -> int:
     import signal
 
     from chalicelib import ws, ws_fanout
+    from chalicelib.config import int_env
     from chalicelib.market_keys import keys_for
 
     url = os.environ.get("WS_CALLBACK_URL")
     if not url:
         print("set WS_CALLBACK_URL: https://<api id>.execute-api.<region>.amazonaws.com/<stage>")
+        return 2
+    threads = int_env("WS_FANOUT_THREADS", ws_fanout.DEFAULT_THREADS)
+    if threads < 1:
+        print("WS_FANOUT_THREADS must be at least 1")
         return 2
     stopping: list[int] = []
 
@@ -96,8 +101,9 @@ def _cmd_ws_fanout(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    post = ws.poster(ws.management_client(url))
-    ws_fanout.run(ws.subscriptions_store(), post, keys_for(settings()), stop=lambda: bool(stopping))
+    post = ws.poster(ws_fanout.management_client(url, threads))
+    subs, keys = ws.subscriptions_store(), keys_for(settings())
+    ws_fanout.run(subs, post, keys, stop=lambda: bool(stopping), threads=threads)
     return 0
 
 
@@ -151,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--port", type=int, default=int(os.environ.get("FEED_PORT", "8001")))
     f.set_defaults(fn=_cmd_feed)
 
-    w = sub.add_parser("ws-fanout", help="post feed messages to API Gateway WebSocket clients")
+    w = sub.add_parser(
+        "ws-fanout",
+        help="post feed messages to API Gateway WebSocket clients "
+        "(WS_CALLBACK_URL; WS_FANOUT_THREADS posts at once, default 16)",
+    )
     w.set_defaults(fn=_cmd_ws_fanout)
 
     c = sub.add_parser("check", help="verify balances, holds, ledger, trades and replay")

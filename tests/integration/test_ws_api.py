@@ -5,7 +5,11 @@ case uses a small fake client with the same method and exception names)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -179,3 +183,162 @@ def test_gone_connections_are_dropped(settings: Settings) -> None:
     assert subs.connections("level2", PID) == {"live"}
     assert subs.connections("matches", PID) == {"live"}
     assert not subs.r.exists(f"ws:{subs.ns}:conn:dead")
+
+
+# ---------------------------------------------------------------------- concurrent fan-out
+
+
+class _SlowPost:
+    """A `Post` that sleeps per call (fixed or random), records (connection, message) in the
+    order the posts finished, and the most posts it ever saw in flight at once. Connections in
+    `gone` answer Gone, and those in `broken` fail, from their `after`-th message on."""
+
+    def __init__(
+        self,
+        delay: float = 0.05,
+        jitter: float = 0.0,
+        gone: Iterable[str] = (),
+        broken: Iterable[str] = (),
+        after: int = 1,
+    ) -> None:
+        self.delay, self.jitter = delay, jitter
+        self.gone, self.broken, self.after = set(gone), set(broken), after
+        self.rng = random.Random(7)
+        self.lock = threading.Lock()
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.calls: dict[str, int] = {}
+        self.in_flight = self.max_in_flight = 0
+
+    def __call__(self, cid: str, msg: dict[str, Any]) -> None:
+        with self.lock:
+            n = self.calls[cid] = self.calls.get(cid, 0) + 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            delay = self.delay + self.rng.uniform(0, self.jitter)
+        try:
+            time.sleep(delay)
+            if n > self.after and cid in self.gone:
+                raise ws.Gone(cid)
+            if n > self.after and cid in self.broken:
+                raise RuntimeError("throttled")
+            with self.lock:
+                self.posts.append((cid, msg))
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def to(self, cid: str) -> list[dict[str, Any]]:
+        return [m for c, m in self.posts if c == cid]
+
+
+def _batch(seq: int, matches: int = 2) -> dict[str, Any]:
+    return {
+        "product_id": PID,
+        "sequence": seq,
+        "prev_sequence": seq - 1,
+        "time": f"2026-01-01T00:00:{seq:02}Z",
+        "l2": [["buy", "100.00", str(seq)]],
+        "matches": [{"type": "match", "trade_id": seq * 10 + i} for i in range(matches)],
+        "ticker": {"type": "ticker", "product_id": PID, "sequence": seq},
+        "user": [],
+    }
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=4) as p:
+        yield p
+
+
+def test_fan_out_posts_to_connections_concurrently(
+    settings: Settings, pool: ThreadPoolExecutor
+) -> None:
+    subs = ws.subscriptions_store()
+    cids = [f"c{i:02}" for i in range(20)]
+    for cid in cids:
+        subs.add(cid, {"level2": {PID}})
+    post = _SlowPost(delay=0.05)
+    assert ws_fanout.fan_out(subs, post, PID, _batch(2), pool) == 20
+    assert 1 < post.max_in_flight <= 4  # the pool's size bounds it
+    assert sorted(c for c, _ in post.posts) == cids
+    assert {m["sequence"] for _, m in post.posts} == {2}
+
+
+def test_fan_out_keeps_each_connections_order(settings: Settings, pool: ThreadPoolExecutor) -> None:
+    subs = ws.subscriptions_store()
+    everything = {"level2": {PID}, "matches": {PID}, "ticker": {PID}}
+    cids = [f"c{i:02}" for i in range(12)]
+    for i, cid in enumerate(cids):
+        subs.add(cid, everything if i % 3 else {"matches": {PID}})
+    post = _SlowPost(delay=0.001, jitter=0.01)
+    expected: dict[str, list[dict[str, Any]]] = {cid: [] for cid in cids}
+    posted = 0
+    for seq in (2, 3):
+        msg = _batch(seq, matches=3)
+        for targets, out in ws_fanout.messages_for(subs, PID, msg):
+            for cid in targets:
+                expected[cid].append(out)
+        posted += ws_fanout.fan_out(subs, post, PID, msg, pool)
+    assert posted == len(post.posts) == sum(map(len, expected.values()))
+    assert post.max_in_flight > 1
+    for cid in cids:
+        assert post.to(cid) == expected[cid]
+    l2 = [m for m in post.to("c01") if m["type"] == "l2update"]
+    assert [(m["prev_sequence"], m["sequence"]) for m in l2] == [(1, 2), (2, 3)]
+    assert [m["type"] for m in post.to("c00")] == ["match"] * 6
+
+
+def test_gone_mid_batch_is_dropped_and_others_get_everything(
+    settings: Settings, pool: ThreadPoolExecutor
+) -> None:
+    subs = ws.subscriptions_store()
+    cids = ["dead", "flaky", *(f"c{i:02}" for i in range(6))]
+    for cid in cids:
+        subs.add(cid, {"level2": {PID}, "matches": {PID}})
+    post = _SlowPost(delay=0.005, jitter=0.005, gone={"dead"}, broken={"flaky"}, after=1)
+    # 3 messages each (l2update, 2 matches); "dead" and "flaky" fail at their 2nd
+    assert ws_fanout.fan_out(subs, post, PID, _batch(2), pool) == 6 * 3 + 1 + 1
+    assert [m["type"] for m in post.to("dead")] == ["l2update"]
+    assert [m["type"] for m in post.to("flaky")] == ["l2update"]
+    for cid in cids[2:]:
+        assert [m["type"] for m in post.to(cid)] == ["l2update", "match", "match"]
+    assert "dead" not in subs.connections("level2", PID)
+    assert not subs.r.exists(f"ws:{subs.ns}:conn:dead")
+    assert "flaky" in subs.connections("level2", PID)  # an error is not a disconnect
+
+    # the next batch message still reaches everyone left
+    post.broken.clear()
+    assert ws_fanout.fan_out(subs, post, PID, _batch(3), pool) == 7 * 3
+    assert "dead" not in {c for c, m in post.posts if m.get("sequence") == 3}
+
+
+def test_run_follows_the_feed_channel_on_its_pool(settings: Settings) -> None:
+    subs = ws.subscriptions_store()
+    keys = keys_for(settings)
+    cids = [f"c{i:02}" for i in range(8)]
+    for cid in cids:
+        subs.add(cid, {"level2": {PID}})
+    post = _SlowPost(delay=0.02)
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=ws_fanout.run, args=(subs, post, keys), kwargs={"stop": stop.is_set, "threads": 3}
+    )
+    loop.start()
+    try:
+        deadline = time.monotonic() + 10
+        # a message for no product until the loop is subscribed (publish counts the receivers)
+        while subs.r.publish(keys.feed("NOPE-USD"), "{}") == 0:
+            assert time.monotonic() < deadline, "ws-fanout never subscribed"
+            time.sleep(0.01)
+        for seq in (2, 3):
+            subs.r.publish(keys.feed(PID), json.dumps(_batch(seq)))
+        while len(post.posts) < 2 * len(cids):
+            assert time.monotonic() < deadline, f"only {len(post.posts)} posts"
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        loop.join(timeout=5)
+    assert not loop.is_alive()
+    assert 1 < post.max_in_flight <= 3
+    for cid in cids:
+        assert [m["sequence"] for m in post.to(cid)] == [2, 3]
