@@ -17,10 +17,14 @@ if missing) with a database and queue prefix of its own, dropped afterwards. Fig
 2. matcher, one product: N orders (limit orders around one price, about half of them crossing,
    a cancel every tenth) from 50 accounts, placed as the API places them, pre-filled, then
    drained by the matcher; orders/s from its first receive to its last delete. Per settled
-   batch (one transaction), p50/p99 of: settle = load + match + write/commit, the settler's
-   serial stage; excluding SQS = settle + the Redis publish (done on the poster thread while
-   the next batch settles); including SQS = + receive + delete.
+   batch (one transaction), p50/p99 of: settle = match + write/commit (+ load, only when the
+   reader's prefetch could not be used), the settler's serial stage; excluding SQS = all the
+   batch's work: the reader's prefetch of its orders + settle + the Redis publish (prefetch and
+   publish run on other threads, overlapped with other batches); including SQS = + receive +
+   delete.
 3. the same with three products at once (one pipeline each).
+4. the matcher under a steady flow (`--steady` orders/s for 10 s, about half its capacity)
+   instead of a backlog: the same per-batch cycle figures when the machine is not saturated.
 The ratio matcher/bare is the share of the queue's own rate the matcher keeps (target >= 80%).
 """
 
@@ -94,6 +98,14 @@ def send_all(sqs: object, url: str, messages: list[QueueMessage]) -> None:
 def fill(cfg: Settings, conn: psycopg.Connection, product_id: str, n: int, seed: int) -> int:
     """n commands for one product, placed exactly as the API does, then sent; returns how many
     distinct messages that is (a repeated cancel has the same dedup id: SQS keeps one)."""
+    messages = place(conn, product_id, n, seed)
+    send_all(sqs_client(cfg), order_queue.queue_url(sqs_client(cfg), cfg, product_id), messages)
+    return len({msg.dedup_id for msg in messages})
+
+
+def place(conn: psycopg.Connection, product_id: str, n: int, seed: int) -> list[QueueMessage]:
+    """n commands for one product from 50 new accounts, the orders placed in Postgres exactly as
+    the API places them; returns their messages, not sent."""
     p = catalog.PRODUCTS[product_id]
     rng = random.Random(seed)
     users = []
@@ -154,8 +166,42 @@ def fill(cfg: Settings, conn: psycopg.Connection, product_id: str, n: int, seed:
             )
         placed.append((oid, user))
         messages.append(QueueMessage("order", oid, product_id, user))
-    send_all(sqs_client(cfg), order_queue.queue_url(sqs_client(cfg), cfg, product_id), messages)
-    return len({msg.dedup_id for msg in messages})
+    return messages
+
+
+def steady(
+    cfg: Settings,
+    conn: psycopg.Connection,
+    product_id: str,
+    rate: int,
+    seconds: float,
+    options: Options,
+) -> list[Cycle]:
+    """The matcher under a steady flow of `rate` orders/s (batches of 10 sent on a clock) rather
+    than a backlog: the per-batch cycle when the machine is not saturated."""
+    messages = place(conn, product_id, int(rate * seconds), 99)
+    distinct = len({msg.dedup_id for msg in messages})
+    sqs = sqs_client(cfg)
+    url = order_queue.queue_url(sqs, cfg, product_id)
+    m = Matcher(cfg, [product_id], options, Faults(None))
+    thread = threading.Thread(target=m.run, daemon=True)
+    thread.start()
+    time.sleep(3)  # the product is owned and its SQS process has started
+    interval = 10 / rate
+    due = time.perf_counter()
+    for i in range(0, len(messages), 10):
+        assert not order_queue.send_batch(sqs, url, messages[i : i + 10])
+        due += interval
+        time.sleep(max(0.0, due - time.perf_counter()))
+    deadline = time.monotonic() + 120
+    while sum(s.messages for s in m.all_stats().values()) < distinct:
+        if m.stopping.is_set() or time.monotonic() > deadline:
+            raise RuntimeError(f"matcher stopped: {m.error!r}")
+        time.sleep(0.05)
+    stats = list(m.all_stats().values())
+    m.stop()
+    thread.join()
+    return [c for s in stats for c in s.cycles]
 
 
 def bare(cfg: Settings, n: int, receivers: int = 0) -> float:
@@ -245,7 +291,7 @@ def report(name: str, rate: float, cycles: list[Cycle], trades: int) -> None:
     full = [(c.processing + c.receive + c.delete) * 1000 for c in cycles]
     parts = {
         k: statistics.median(getattr(c, k) * 1000 for c in cycles)
-        for k in ("receive", "queued", "load", "match", "write", "publish", "delete")
+        for k in ("receive", "prefetch", "queued", "load", "match", "write", "publish", "delete")
     }
     print(f"{name}: {rate:,.0f} orders/s settled ({len(cycles)} batches, {trades} trades)")
     print(
@@ -254,7 +300,7 @@ def report(name: str, rate: float, cycles: list[Cycle], trades: int) -> None:
         f"{statistics.mean(c.messages for c in cycles):.1f} messages on average)"
     )
     print(
-        f"  cycle excl. SQS (+publish) p50 {pct(proc, 0.5):6.2f} ms  p99 {pct(proc, 0.99):6.2f} ms"
+        f"  cycle excl. SQS (all work) p50 {pct(proc, 0.5):6.2f} ms  p99 {pct(proc, 0.99):6.2f} ms"
     )
     print(
         f"  cycle incl. SQS            p50 {pct(full, 0.5):6.2f} ms  p99 {pct(full, 0.99):6.2f} ms"
@@ -274,6 +320,9 @@ def main() -> int:
     ap.add_argument("--prefetch", type=int, default=defaults.prefetch)
     ap.add_argument("--merge", type=int, default=defaults.merge)
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP figure")
+    ap.add_argument(
+        "--steady", type=int, default=500, help="orders/s of the steady-flow run (default 500)"
+    )
     args = ap.parse_args()
     options = Options(
         wait_s=1,
@@ -341,6 +390,23 @@ def main() -> int:
             sent = sum(fill(cfg, conn, p, args.orders, 10 + i) for i, p in enumerate(three))
             rate, cycles, trades = drain(cfg, three, sent, options)
             report("matcher, 3 products", rate, cycles, trades)
+
+            cycles = steady(cfg, conn, "ETH-USD", args.steady, 10, options)
+            settle = [c.settle * 1000 for c in cycles]
+            proc = [c.processing * 1000 for c in cycles]
+            full = [(c.processing + c.receive + c.delete) * 1000 for c in cycles]
+            print(
+                f"matcher, 1 product at a steady {args.steady} orders/s for 10 s "
+                f"({len(cycles)} batches of {statistics.mean(c.messages for c in cycles):.1f}):"
+            )
+            for name, values in (
+                ("settle (load+match+write)", settle),
+                ("cycle excl. SQS (all work)", proc),
+                ("cycle incl. SQS", full),
+            ):
+                print(
+                    f"  {name:<27}p50 {pct(values, 0.5):6.2f} ms  p99 {pct(values, 0.99):6.2f} ms"
+                )
 
         from matcher.check import run_check
 

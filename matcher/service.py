@@ -35,6 +35,7 @@ owns the product next.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import queue
 import threading
@@ -54,6 +55,7 @@ from chalicelib.market_keys import keys_for
 from chalicelib.order_queue import QueueMessage
 from chalicelib.sqs import sqs_client
 from matcher import books, publisher, sweeper
+from matcher.books import OrderState
 from matcher.faults import Faults
 from matcher.ownership import Ownership
 from matcher.settlement import (
@@ -61,6 +63,7 @@ from matcher.settlement import (
     Conflict,
     Fenced,
     Received,
+    load_orders,
     parse_order_id,
     settle_batch,
 )
@@ -98,7 +101,8 @@ class Cycle:
     messages: int
     receive: float  # the receive call(s) that fetched it
     queued: float  # from received to taken by the settler
-    load: float
+    prefetch: float  # the reader loading the batch's orders, while earlier batches settle
+    load: float  # the settler loading them (only when the prefetch could not be used)
     match: float
     write: float
     publish: float
@@ -113,9 +117,9 @@ class Cycle:
 
     @property
     def processing(self) -> float:
-        """All of the batch's work excluding SQS: settle plus the Redis publish (which runs on
-        the poster thread, overlapped with the next batch's settle)."""
-        return self.settle + self.publish
+        """All of the batch's work excluding SQS: the prefetch, settle and the Redis publish
+        (those two run on the reader and poster threads, overlapped with other batches')."""
+        return self.prefetch + self.settle + self.publish
 
 
 @dataclass
@@ -136,11 +140,16 @@ class _Stop(Exception):
 
 @dataclass
 class _Received:
-    """One receive call's messages."""
+    """One receive call's messages, parsed, with their orders as Postgres had them when the
+    reader loaded them (None: the settler loads them itself)."""
 
     messages: list[dict[str, Any]]
     started: float  # perf_counter before and after the receive call
     ended: float
+    batch: list[Received]
+    rows: dict[str, OrderState] | None = None
+    commits: int = 0  # batches the settler had committed when the rows were read
+    load: float = 0.0  # seconds the reader spent loading them
 
 
 @dataclass
@@ -191,6 +200,14 @@ class ProductWorker(threading.Thread):
         self._deleting: dict[int, tuple[_Settled, float, float]] = {}
         self._tokens = itertools.count()
         self._url = ""
+        self._rules = books.Rules.of(product_id)
+        self._reader_conn: psycopg.Connection | None = None
+        # What the settler committed lately, (batch index, the order rows it wrote), so that a
+        # batch whose orders the reader loaded a few batches ago sees them as they are now.
+        self._commits = 0
+        self._recent: collections.deque[tuple[int, dict[str, OrderState]]] = collections.deque(
+            maxlen=64
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -236,8 +253,9 @@ class ProductWorker(threading.Thread):
             t.join()
         if sqs is not None:
             sqs.close()
-        if self._conn is not None:
-            self._conn.close()
+        for conn in (self._conn, self._reader_conn):
+            if conn is not None:
+                conn.close()
 
     def _tell(self, *message: Any) -> None:
         sqs = self._sqs
@@ -295,7 +313,7 @@ class ProductWorker(threading.Thread):
             kind = message[0]
             if kind == "batch":
                 self.idle = False
-                self._inbox.put(_Received(message[1], message[2], message[3]))
+                self._inbox.put(self._prepare(message[1], message[2], message[3]))
             elif kind == "idle":
                 self.idle = self._inbox.empty()
             elif kind == "deleted":
@@ -308,6 +326,51 @@ class ProductWorker(threading.Thread):
                 return
             else:
                 raise RuntimeError(f"SQS process: {message[1] if len(message) > 1 else kind}")
+
+    def _prepare(self, messages: list[dict[str, Any]], t0: float, t1: float) -> _Received:
+        """Parse a received batch and load its orders here, off the settler's path: the settler
+        only has to apply what it committed since (`_fresh_rows`)."""
+        batch = [Received(msg["MessageId"], _parse(msg)) for msg in messages]
+        item = _Received(messages, t0, t1, batch)
+        ids = [r.message.order_id for r in batch if r.message is not None]
+        item.commits = self._commits
+        t = time.perf_counter()
+        try:
+            if self._reader_conn is None or self._reader_conn.closed:
+                self._reader_conn = psycopg.connect(
+                    self.m.cfg.database_url,
+                    autocommit=True,
+                    connect_timeout=3,
+                    application_name=f"exchange-matcher-{self.product_id}-reader",
+                )
+            item.rows = load_orders(self._reader_conn, self._rules, ids)
+        except psycopg.Error:
+            logger.exception(
+                "prefetch failed; the settler loads", extra={"product_id": self.product_id}
+            )
+            if self._reader_conn is not None:
+                self._reader_conn.close()
+        item.load = time.perf_counter() - t
+        return item
+
+    def _fresh_rows(self, parts: list[_Received]) -> dict[str, OrderState] | None:
+        """The parts' prefetched orders, with every order a batch committed since they were
+        read replaced by the settler's own state of it; None if that history is gone (or a
+        part has no rows), and the settler loads them."""
+        if any(p.rows is None for p in parts):
+            return None
+        since = min(p.commits for p in parts)
+        if self._recent and self._recent[0][0] > since + 1:
+            return None  # batches committed since are no longer all remembered
+        rows: dict[str, OrderState] = {}
+        for p in parts:
+            assert p.rows is not None
+            rows.update(p.rows)
+        for index, states in self._recent:
+            if index > since:
+                for oid in rows.keys() & states.keys():
+                    rows[oid] = states[oid]
+        return rows
 
     def _release_unsettled(self) -> None:
         """Received batches nobody will settle (ownership lost, or a failure): make them
@@ -358,9 +421,9 @@ class ProductWorker(threading.Thread):
                     break
                 parts.append(more)
             self._tell("credit", len(parts))
-            batch = [Received(msg["MessageId"], _parse(msg)) for p in parts for msg in p.messages]
+            batch = [r for p in parts for r in p.batch]
             try:
-                result = self._settle(batch)
+                result = self._settle(batch, self._fresh_rows(parts))
             except BaseException:
                 self._release(parts)  # for whoever settles the product next, without delay
                 raise
@@ -380,17 +443,25 @@ class ProductWorker(threading.Thread):
             if self.halt.is_set():
                 return
 
-    def _settle(self, batch: list[Received]) -> BatchResult:
+    def _settle(self, batch: list[Received], rows: dict[str, OrderState] | None) -> BatchResult:
         loaded = self._loaded
         assert loaded is not None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if self.lost.is_set():
                 raise _Stop
             try:
-                return settle_batch(
-                    self._connect(), loaded, batch, lambda: self.m.faults.hit("before_commit")
+                result = settle_batch(
+                    self._connect(),
+                    loaded,
+                    batch,
+                    lambda: self.m.faults.hit("before_commit"),
+                    rows,
                 )
+                self._commits += 1
+                self._recent.append((self._commits, {o.id: o for o in result.changed}))
+                return result
             except RETRYABLE as exc:
+                rows = None  # redone from Postgres as it is now
                 if attempt == MAX_ATTEMPTS:
                     raise
                 self.stats.retries += 1
@@ -495,6 +566,7 @@ class ProductWorker(threading.Thread):
                     n,
                     sum(p.ended - p.started for p in done.parts),
                     done.taken - done.parts[0].ended,
+                    sum(p.load for p in done.parts),
                     tm["load"],
                     tm["match"],
                     tm["write"],

@@ -26,7 +26,7 @@ from chalicelib.balances import InsufficientFunds, LedgerRef, Move, apply_moves
 from chalicelib.catalog import fee_account
 from chalicelib.db import array_text
 from chalicelib.order_queue import QueueMessage
-from matcher.books import ORDER_COLUMNS, LoadedBook, OrderState
+from matcher.books import ORDER_COLUMNS, LoadedBook, OrderState, Rules
 from matcher.engine import BUY, LIMIT, SELL, CancelRejected, Changed, Done, Fill, Opened
 
 
@@ -80,6 +80,7 @@ class BatchResult:
     # PendingCancelled markers; and the commit's time (trades.created_at), None if no write.
     events: list[Any] = field(default_factory=list)
     time: datetime | None = None
+    changed: list[OrderState] = field(default_factory=list)  # the order rows it wrote
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +244,10 @@ class _Batch:
 
 
 def load_orders(
-    conn: psycopg.Connection, loaded: LoadedBook, order_ids: list[str]
+    conn: psycopg.Connection, rules: Rules, order_ids: list[str]
 ) -> dict[str, OrderState]:
+    """The named orders of the rules' product as Postgres has them (others are left out: their
+    messages are poison on this product's queue)."""
     if not order_ids:
         return {}
     rows = conn.execute(
@@ -252,9 +255,9 @@ def load_orders(
     ).fetchall()
     found = {}
     for row in rows:
-        if row[2] != loaded.rules.product.id:
+        if row[2] != rules.product.id:
             continue  # another product's order: its message is poison on this queue
-        o = OrderState.from_row(tuple(row), loaded.rules)
+        o = OrderState.from_row(tuple(row), rules)
         found[o.id] = o
     return found
 
@@ -264,14 +267,19 @@ def settle_batch(
     loaded: LoadedBook,
     batch: list[Received],
     before_commit: Callable[[], None] | None = None,
+    rows: dict[str, OrderState] | None = None,
 ) -> BatchResult:
-    """Match and settle one batch. `conn` is in autocommit mode; this opens the transaction."""
+    """Match and settle one batch. `conn` is in autocommit mode; this opens the transaction.
+
+    `rows`: the batch's orders if the caller loaded them already (`load_orders`), as they are
+    now: the caller must have replaced any that a batch committed since has changed."""
     t0 = time.perf_counter()
     book = loaded.book
     product_id = loaded.rules.product.id
     result = BatchResult(product_id, book.seq, book.seq)
-    wanted = [r.message.order_id for r in batch if r.message is not None]
-    rows = load_orders(conn, loaded, wanted)
+    if rows is None:
+        wanted = [r.message.order_id for r in batch if r.message is not None]
+        rows = load_orders(conn, loaded.rules, wanted)
     t1 = time.perf_counter()
 
     work = _Batch(loaded, rows)
@@ -316,6 +324,7 @@ def settle_batch(
         else:
             loaded.live.pop(o.id, None)
     loaded.last_trade_id = work.next_trade_id - 1
+    result.changed = changed
     result.timings.update(load=t1 - t0, match=t2 - t1, write=t3 - t2)
     return result
 

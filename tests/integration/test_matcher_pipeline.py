@@ -63,12 +63,12 @@ def test_the_next_batch_is_received_while_one_settles(
     waiting: list[int] = []  # received batches waiting when the settler starts a batch
     real = service.settle_batch
 
-    def slow_settle(conn: Any, loaded: Any, batch: Any, before_commit: Any = None) -> Any:
+    def slow_settle(*args: Any) -> Any:
         worker = next(iter(flow.running.workers.values())) if flow.running else None
         if worker is not None:
             waiting.append(worker._inbox.qsize())
         time.sleep(0.15)  # a slow database: the receiver must not wait for it
-        return real(conn, loaded, batch, before_commit)
+        return real(*args)
 
     monkeypatch.setattr(service, "settle_batch", slow_settle)
     with flow.matcher([PID], Options(wait_s=1, poll_s=0.2, prefetch=2, merge=1)):
@@ -85,9 +85,9 @@ def test_waiting_batches_merge_into_one_transaction(
     commands = _backlog(flow, 150, seed=2)
     real = service.settle_batch
 
-    def slow_settle(conn: Any, loaded: Any, batch: Any, before_commit: Any = None) -> Any:
+    def slow_settle(*args: Any) -> Any:
         time.sleep(0.1)  # long enough for batches to queue up behind it
-        return real(conn, loaded, batch, before_commit)
+        return real(*args)
 
     monkeypatch.setattr(service, "settle_batch", slow_settle)
     options = Options(wait_s=1, poll_s=0.2, prefetch=3, merge=3, record_timings=True)
@@ -120,3 +120,51 @@ def test_a_failed_settle_stops_the_worker_and_nothing_is_deleted(
     with flow.matcher([PID]):
         flow.drain(timeout=10)  # well under the 30 s visibility timeout
     _assert_exactly_once(flow, commands)
+
+
+def test_an_order_settled_after_its_copy_was_prefetched_is_not_settled_twice(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader loads a batch's orders while earlier batches settle. A copy of an order in
+    another message group (a resend under another group mapping) is prefetched as pending while
+    the original settles; the settler must see the order as it left it, not as prefetched."""
+    seller = flow.user(BTC="1")
+    buyer = flow.user(USD="100000")
+    ask = flow.place(seller, PID, "sell", "30000.00", "0.5", send=False)
+    bid = flow.place(buyer, PID, "buy", "30000.00", "0.2", send=False)
+    url = flow.urls[PID]
+
+    def send(group: str, dedup: str) -> None:
+        # The copy of the bid first: it is what the first batch of group B must hold.
+        pairs = ((ask, seller), (bid, buyer)) if group == "A" else ((bid, buyer), (ask, seller))
+        for oid, user in pairs:
+            flow.sqs.send_message(
+                QueueUrl=url,
+                MessageBody=QueueMessage("order", oid, PID, user).body(),
+                MessageGroupId=f"{PID}.{group}",
+                MessageDeduplicationId=f"{dedup}{oid}",
+            )
+
+    send("A", "")
+    real = service.settle_batch
+    prefetched: list[bool] = []
+
+    def slow_settle(*args: Any) -> Any:
+        prefetched.append(args[4] is not None)
+        if len(prefetched) == 1:
+            send("B", "copy-")  # received and prefetched while this batch settles
+            time.sleep(0.8)
+        return real(*args)
+
+    monkeypatch.setattr(service, "settle_batch", slow_settle)
+    with flow.matcher([PID], Options(wait_s=1, poll_s=0.2, prefetch=2)) as m:
+        flow.drain(timeout=30)
+        retries = sum(s.retries for s in m.all_stats().values())
+    assert all(prefetched) and len(prefetched) >= 2
+    # Seen as settled at once: not submitted again, caught by the write's check and redone.
+    assert retries == 0
+    trades = stored_trades(flow, PID)
+    assert len(trades) == 1  # one match of 0.2, not two
+    assert flow.order(bid)["status"] == "done" and flow.order(ask)["status"] == "open"
+    report = run_check(flow.cfg.database_url)
+    assert report.ok, report.text()
