@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 
 from chalicelib import feed_protocol as fp
 from chalicelib import market_data
@@ -143,11 +144,16 @@ def subscriptions_store() -> Subscriptions:
 # ---------------------------------------------------------------------- posting
 
 
-def management_client(endpoint: str) -> Any:
-    """The API Gateway management API of one WebSocket API stage (`https://<domain>/<stage>`)."""
-    cfg = settings()
+def management_client(endpoint: str, connections: int = 10) -> Any:
+    """The API Gateway management API of one WebSocket API stage (`https://<domain>/<stage>`).
+    `connections`: its HTTP connection pool; a caller posting from more threads than botocore's
+    default 10 passes its thread count, or each post beyond them opens (and drops) a new TLS
+    connection."""
     return boto3.client(
-        "apigatewaymanagementapi", endpoint_url=endpoint, region_name=cfg.aws_region
+        "apigatewaymanagementapi",
+        endpoint_url=endpoint,
+        region_name=settings().aws_region,
+        config=Config(max_pool_connections=connections),
     )
 
 

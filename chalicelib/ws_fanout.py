@@ -23,11 +23,7 @@ import json
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from chalicelib.catalog import PRODUCTS
-from chalicelib.config import settings
 from chalicelib.logs import logger
 from chalicelib.market_keys import Keys
 from chalicelib.ws import Gone, Post, Subscriptions, snapshot_from_redis
@@ -125,18 +121,6 @@ def _post_in_order(post: Post, cid: str, msgs: list[dict[str, Any]]) -> tuple[in
             )
             return i, False
     return len(msgs), False
-
-
-def management_client(endpoint: str, threads: int) -> Any:
-    """`chalicelib.ws.management_client` with an HTTP connection pool as large as the thread
-    pool: botocore keeps 10 connections by default, and every post beyond them would open (and
-    then discard) a new TLS connection."""
-    return boto3.client(
-        "apigatewaymanagementapi",
-        endpoint_url=endpoint,
-        region_name=settings().aws_region,
-        config=Config(max_pool_connections=threads),
-    )
 
 
 def run(

@@ -101,7 +101,7 @@ def _cmd_ws_fanout(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    post = ws.poster(ws_fanout.management_client(url, threads))
+    post = ws.poster(ws.management_client(url, connections=threads))
     subs, keys = ws.subscriptions_store(), keys_for(settings())
     ws_fanout.run(subs, post, keys, stop=lambda: bool(stopping), threads=threads)
     return 0
