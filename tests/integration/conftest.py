@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib import catalog, queues
+from chalicelib.cache import redis_client
 from chalicelib.config import Settings
 from chalicelib.sqs import sqs_client
 from tests.conftest import service_env
@@ -23,6 +24,10 @@ def matcher_settings(fresh_db: str, redis_url: str, sqs_endpoint: str) -> Iterat
     queues.ensure_queues(sqs_client(cfg), specs)
     yield cfg
     queues.delete_queues(sqs_client(cfg), specs)
+    r = redis_client(redis_url)  # and the market data its matchers published
+    keys = list(r.scan_iter(match=f"md:{prefix}:*", count=1000))
+    if keys:
+        r.delete(*keys)
 
 
 @pytest.fixture
