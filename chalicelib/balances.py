@@ -8,19 +8,22 @@ operation (an order and its hold, a batch of fills) is one transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
 
 from chalicelib.catalog import ASSETS
-from chalicelib.db import array_text
+from chalicelib.db import array_text, write_checks
 
 LEDGER_TYPES = frozenset({"transfer", "match", "fee", "rebate", "conversion"})
 
 
 class InsufficientFunds(Exception):
     """The account's available (or held) amount is smaller than the move asked for."""
+
+
+# apply_moves' write_check: a balance would have gone below zero (db.write_checks).
+FUNDS_CHECK: dict[str, type[Exception]] = {"EX001": InsufficientFunds}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +154,7 @@ class Move:
     ref: LedgerRef | None = None
 
 
-def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> Callable[[], None]:
+def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
     """Apply many moves in ONE statement: the batch form of credit/debit/spend_hold/release_hold.
 
     The moves are summed per (user, asset); the statement locks those rows in (user, asset)
@@ -160,13 +163,12 @@ def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> Callable[[], Non
     the balance just after it (the row's final balance minus the moves that follow it). Being
     one statement it also pipelines (psycopg's pipeline mode) with the caller's other writes.
 
-    Returns the check to call once the statement's result is in (at once, or in pipeline mode
-    after the pipeline syncs, so that reading it costs no round trip of its own): it raises
-    InsufficientFunds if any row would have gone below zero; the caller's transaction must then
-    roll back (the ledger rows of that statement are in it).
+    If any row would go below zero the statement fails on the server (a `write_check`), which
+    aborts the caller's transaction: InsufficientFunds is raised here, or in pipeline mode
+    where the pipeline syncs, inside the caller's `db.write_checks(FUNDS_CHECK)`.
     """
     if not moves:
-        return _nothing
+        return
     net: dict[tuple[str, str], list[int]] = {}
     ledger: list[list[object]] = [[] for _ in range(9)]
     for m in moves:
@@ -195,8 +197,9 @@ def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> Callable[[], Non
         d[0] += m.available
         d[1] += m.hold
     keys = sorted(net)
-    cur = conn.execute(
-        """WITH v AS (
+    with write_checks(FUNDS_CHECK):
+        conn.execute(
+            """WITH v AS (
              SELECT * FROM unnest(%s::uuid[], %s::text[], %s::numeric[], %s::numeric[])
                AS v(user_id, asset, da, dh)),
            locked AS MATERIALIZED (
@@ -221,24 +224,17 @@ def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> Callable[[], Non
                       ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 0),
                     l.type, l.order_id, l.product_id, l.trade_id, l.transfer_id
              FROM l JOIN upd USING (user_id, asset) ORDER BY l.i)
-           SELECT count(*) FROM upd""",
-        [
-            array_text([k[0] for k in keys]),
-            array_text([k[1] for k in keys]),
-            array_text([net[k][0] for k in keys]),
-            array_text([net[k][1] for k in keys]),
-            *map(array_text, ledger),
-        ],
-    )
-
-    def check() -> None:
-        row = cur.fetchone()
-        if row is None or row[0] != len(keys):
-            short = len(keys) - (row[0] if row else 0)
-            raise InsufficientFunds(f"{short} of {len(keys)} accounts")
-
-    return check
-
-
-def _nothing() -> None:
-    return None
+           SELECT write_check(count(*) = %s, 'EX001',
+                              (%s - count(*)) || ' of ' || %s || ' accounts short')
+           FROM upd""",
+            [
+                array_text([k[0] for k in keys]),
+                array_text([k[1] for k in keys]),
+                array_text([net[k][0] for k in keys]),
+                array_text([net[k][1] for k in keys]),
+                *map(array_text, ledger),
+                len(keys),
+                len(keys),
+                len(keys),
+            ],
+        )

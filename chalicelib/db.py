@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import psycopg
@@ -33,6 +33,20 @@ def connection(url: str | None = None) -> Iterator[psycopg.Connection]:
     """A pooled connection; its transaction commits on clean exit and rolls back on error."""
     with pool(url).connection() as conn:
         yield conn
+
+
+@contextmanager
+def write_checks(failures: Mapping[str, type[Exception]]) -> Iterator[None]:
+    """Raise the caller's exception for a failed `write_check` (migration 0006): a check
+    inside a statement that aborts its transaction on the server with SQLSTATE `code`.
+    `failures` maps those codes to exceptions; any other error passes unchanged."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        failure = failures.get(exc.sqlstate or "")
+        if failure is None:
+            raise
+        raise failure(exc.diag.message_primary or exc.sqlstate) from exc
 
 
 def close_all() -> None:

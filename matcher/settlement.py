@@ -5,7 +5,8 @@ they caused in one transaction: order rows, trades (consecutive trade ids), bala
 their ledger rows (chalicelib.balances.apply_moves), and the product's fence. The transaction
 opens with the fence itself: `UPDATE product_state ... WHERE last_seq = <the book's seq before
 the batch>` both locks the row and proves nobody else wrote this product since we loaded it.
-If it matches no row, `Fenced` is raised and the caller reloads the book and redoes the batch.
+If it matches no row, the transaction aborts, `Fenced` is raised and the caller reloads the
+book and redoes the batch. The statements and the commit take one round trip (`_write`).
 
 Any error leaves the in-memory book ahead of Postgres, so callers must reload it (books.load)
 after an exception; nothing here is swallowed.
@@ -22,9 +23,9 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from chalicelib.balances import InsufficientFunds, LedgerRef, Move, apply_moves
+from chalicelib.balances import FUNDS_CHECK, InsufficientFunds, LedgerRef, Move, apply_moves
 from chalicelib.catalog import fee_account
-from chalicelib.db import array_text
+from chalicelib.db import array_text, write_checks
 from chalicelib.order_queue import QueueMessage
 from matcher.books import ORDER_COLUMNS, LoadedBook, OrderState, Rules
 from matcher.engine import BUY, LIMIT, SELL, CancelRejected, Changed, Done, Fill, Opened
@@ -36,6 +37,10 @@ class Fenced(Exception):
 
 class Conflict(Exception):
     """An order row was not in the state the batch expected (written by someone else)."""
+
+
+# The batch write's checks, failed on the server (db.write_checks).
+_CHECKS: dict[str, type[Exception]] = {**FUNDS_CHECK, "EX002": Fenced, "EX003": Conflict}
 
 
 class Trade(NamedTuple):
@@ -342,48 +347,53 @@ def _write(
     result: BatchResult,
     before_commit: Callable[[], None] | None,
 ) -> None:
-    """BEGIN and every statement of the batch in one pipeline (one network round trip, their
-    results read after it), then COMMIT (a second one)."""
+    """Every statement of the batch and its commit in ONE round trip: in pipeline mode,
+    autocommit, the statements up to the pipeline's Sync are one implicit transaction, which
+    the server commits at the Sync if all of them succeeded and rolls back otherwise. So the
+    batch's checks run inside its statements (`write_check`, migration 0006) and abort it there:
+    the fence (EX002 -> Fenced), every changed order still live (EX003 -> Conflict) and every
+    balance still >= 0 (EX001 -> InsufficientFunds)."""
     product_id = loaded.rules.product.id
-    clock = time.perf_counter
-    t = clock()
+    t = time.perf_counter()
     try:
-        with conn.pipeline() as pipe, conn.transaction():
+        with write_checks(_CHECKS), conn.pipeline() as pipe:
             fence = conn.execute(
-                """UPDATE product_state
-                   SET last_seq = %s, last_trade_id = %s, updated_at = now()
-                   WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s
-                   RETURNING now()""",
+                """WITH f AS (
+                     UPDATE product_state
+                     SET last_seq = %s, last_trade_id = %s, updated_at = now()
+                     WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s
+                     RETURNING now() AS at)
+                   SELECT write_check(count(*) = 1, 'EX002', 'fenced: ' || %s), max(at)
+                   FROM f""",
                 (
                     result.seq_after,
                     work.next_trade_id - 1,
                     product_id,
                     result.seq_before,
                     loaded.last_trade_id,
+                    product_id,
                 ),
             )
-            orders = _write_orders(conn, changed) if changed else None
+            if changed:
+                _write_orders(conn, changed)
             if work.trades:
                 _write_trades(conn, product_id, work.trades)
-            moves_applied = apply_moves(conn, work.moves)
+            apply_moves(conn, work.moves)
+            if before_commit is not None:
+                before_commit()  # everything sent, nothing committed: no Sync yet
+            sent = time.perf_counter()
             pipe.sync()
             fenced_row = fence.fetchone()
-            if fenced_row is None:
-                raise Fenced(product_id)
-            result.time = fenced_row[0]  # now(): the transaction's time, trades.created_at's
-            if orders is not None and orders.rowcount != len(changed):
-                raise Conflict(f"{len(changed) - orders.rowcount} order(s) were no longer live")
-            moves_applied()
-            result.timings["w_statements"], t = clock() - t, clock()
-            if before_commit is not None:
-                before_commit()
-    except (psycopg.errors.IntegrityError, InsufficientFunds) as exc:
-        # The fence is read only after the whole pipeline ran: a stale writer fails first on
-        # what the current owner already wrote (trade ids, spent holds). Say so.
+            assert fenced_row is not None
+            result.time = fenced_row[1]  # now(): the transaction's time, trades.created_at's
+    except (psycopg.errors.IntegrityError, InsufficientFunds, Conflict) as exc:
+        # A stale writer may fail on what the current owner already wrote (trade ids, spent
+        # holds) before its fence is read. Say so.
         if _fence_moved(conn, product_id, result.seq_before):
             raise Fenced(product_id) from exc
         raise
-    result.timings["w_commit"] = clock() - t
+    # w_build: the statements built and sent; w_commit: until the server committed them.
+    result.timings.update(w_build=sent - t, w_commit=time.perf_counter() - sent)
 
 
 def _fence_moved(conn: psycopg.Connection, product_id: str, seq: int) -> bool:
@@ -393,8 +403,8 @@ def _fence_moved(conn: psycopg.Connection, product_id: str, seq: int) -> bool:
     return row is None or int(row[0]) != seq
 
 
-def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> psycopg.Cursor[Any]:
-    """Returns the cursor: its rowcount (read after the pipeline syncs) must be len(changed)."""
+def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> None:
+    """Every changed order must still be live (pending or open) in Postgres: else EX003."""
     cols: list[list[Any]] = [[] for _ in range(13)]
     for o in changed:
         values = (
@@ -414,8 +424,9 @@ def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> psycop
         )
         for col, v in zip(cols, values, strict=True):
             col.append(v)
-    return conn.execute(
-        """UPDATE orders o SET status = v.status, done_reason = v.done_reason,
+    conn.execute(
+        """WITH u AS (
+           UPDATE orders o SET status = v.status, done_reason = v.done_reason,
              reject_reason = v.reject_reason, hold_amount = v.hold_amount,
              filled_size = v.filled_size, executed_value = v.executed_value,
              fill_fees = v.fill_fees, stp_size = v.stp_size, seq = v.seq,
@@ -426,8 +437,12 @@ def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> psycop
                        %s::int8[], %s::int8[], %s::bool[])
              AS v(id, status, done_reason, reject_reason, hold_amount, filled_size,
                   executed_value, fill_fees, stp_size, seq, accepted_seq, cancel_seq, done)
-           WHERE o.id = v.id AND o.status IN ('pending', 'open')""",
-        [array_text(c) for c in cols],
+           WHERE o.id = v.id AND o.status IN ('pending', 'open')
+           RETURNING 1)
+           SELECT write_check(count(*) = %s, 'EX003',
+                              (%s - count(*)) || ' order(s) were no longer live')
+           FROM u""",
+        [*map(array_text, cols), len(changed), len(changed)],
     )
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.balances import InsufficientFunds, LedgerRef, Move, apply_moves
+from chalicelib.balances import FUNDS_CHECK, InsufficientFunds, LedgerRef, Move, apply_moves
+from chalicelib.db import write_checks
 from tests.integration.orderflow import Bal, Flow, units
 
 
@@ -27,12 +28,14 @@ def test_an_overdraft_raises_and_the_transaction_writes_nothing(flow: Flow) -> N
         Move(user, "USD", -units("5", "USD"), 0, "fee", ref),
     ]
     with pytest.raises(InsufficientFunds), flow.conn.transaction():
-        apply_moves(flow.conn, moves)()
+        apply_moves(flow.conn, moves)
     assert flow.bal(user, "USD") == Bal(units("10", "USD"), 0)
     assert _ledger(flow, user) == before
 
 
-def test_in_pipeline_mode_the_check_reads_the_result_after_the_sync(flow: Flow) -> None:
+def test_in_pipeline_mode_an_overdraft_aborts_the_implicit_transaction_at_the_sync(
+    flow: Flow,
+) -> None:
     user = flow.user(USD="10")
     ref = LedgerRef(product_id="BTC-USD")
     moves = [
@@ -40,10 +43,9 @@ def test_in_pipeline_mode_the_check_reads_the_result_after_the_sync(flow: Flow) 
         Move(user, "USD", -units("1", "USD"), units("1", "USD")),  # a hold, no ledger row
         Move(user, "USD", -units("2", "USD"), 0, "fee", ref),
     ]
-    with flow.conn.pipeline() as pipe, flow.conn.transaction():
-        check = apply_moves(flow.conn, moves)
+    with write_checks(FUNDS_CHECK), flow.conn.pipeline() as pipe:
+        apply_moves(flow.conn, moves)
         pipe.sync()
-        check()
     assert flow.bal(user, "USD") == Bal(units("1", "USD"), units("1", "USD"))
     # Each ledger row carries the balance (available + hold) just after it.
     assert _ledger(flow, user)[-2:] == [
@@ -51,9 +53,11 @@ def test_in_pipeline_mode_the_check_reads_the_result_after_the_sync(flow: Flow) 
         (-units("2", "USD"), units("2", "USD"), "fee"),
     ]
 
-    overdraft = [Move(user, "USD", -units("3", "USD"), 0, "fee", ref)]
-    with pytest.raises(InsufficientFunds), flow.conn.pipeline() as pipe, flow.conn.transaction():
-        check = apply_moves(flow.conn, overdraft)
+    # The statement before it in the same implicit transaction is rolled back with it.
+    overdraft = [Move(user, "USD", -units("7", "USD"), 0, "fee", ref)]
+    credit = [Move(user, "USD", units("5", "USD"), 0, "transfer", ref)]
+    with pytest.raises(InsufficientFunds), write_checks(FUNDS_CHECK), flow.conn.pipeline() as pipe:
+        apply_moves(flow.conn, credit)
+        apply_moves(flow.conn, overdraft)
         pipe.sync()
-        check()
     assert flow.bal(user, "USD") == Bal(units("1", "USD"), units("1", "USD"))

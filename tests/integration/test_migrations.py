@@ -50,6 +50,7 @@ ALL = [
     "0003.market-data",
     "0004.cancel-requests",
     "0005.check-checkpoints",
+    "0006.write-checks",
 ]
 
 

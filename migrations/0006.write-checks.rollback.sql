@@ -1,0 +1,1 @@
+DROP FUNCTION write_check(boolean, text, text);
