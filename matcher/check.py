@@ -8,9 +8,11 @@ Each check adds a line per violation (capped per check) to the report:
    limit buy `limit_buy_hold(price, open lots)`; a pending market buy its funds. Open size =
    size - filled_size - stp_size. Market orders are never open. A finished order holds nothing.
    And an account's hold equals the holds of its live orders (plus pending withdrawals).
-3. ledger: per balance row, the sum of its ledger amounts == available + hold.
-4. trades: each has one maker and one taker order of its product, on opposite sides, at the
-   maker's price; every order's filled_size / executed_value / fill_fees equal its trades' sums.
+3. ledger: per balance row, the sum of its ledger amounts == available + hold; every ledger
+   row's order and product exist (no foreign key checks them: migration 0007).
+4. trades: each has one maker and one taker order, both existing orders of its product (no
+   foreign key checks them either), on opposite sides, at the maker's price; every order's
+   filled_size / executed_value / fill_fees equal its trades' sums.
 5. replay: per product, the orders' submits (by accepted_seq) and explicit cancels (by
    cancel_seq), fed in that order through a fresh engine, reproduce exactly the product's
    trades, its gap-free sequence up to product_state.last_seq, and its open orders.
@@ -174,6 +176,17 @@ def _ledger(conn: psycopg.Connection, report: Report) -> None:
            WHERE b.available + b.hold <> coalesce(l.s, 0) LIMIT 100"""
     ):
         report.bad("ledger", f"balance {balance_id} is {balance}, its ledger sums to {ledger}")
+    for entry_id, missing in conn.execute(
+        """SELECT l.id, CASE WHEN l.order_id IS NOT NULL AND o.id IS NULL
+                             THEN 'order ' || l.order_id ELSE 'product ' || l.product_id END
+           FROM ledger_entries l
+           LEFT JOIN orders o ON o.id = l.order_id
+           LEFT JOIN products p ON p.id = l.product_id
+           WHERE (l.order_id IS NOT NULL AND o.id IS NULL)
+              OR (l.product_id IS NOT NULL AND p.id IS NULL)
+           LIMIT 100"""
+    ):
+        report.bad("ledger", f"ledger entry {entry_id} names {missing}, which does not exist")
 
 
 def _trades(conn: psycopg.Connection, report: Report) -> None:
@@ -181,6 +194,8 @@ def _trades(conn: psycopg.Connection, report: Report) -> None:
     report.counts["trades"] = int(row[0]) if row else 0
     for product_id, trade_id, problem in conn.execute(
         """SELECT t.product_id, t.trade_id, CASE
+             WHEN m.id IS NULL OR k.id IS NULL OR p.id IS NULL
+               THEN 'its maker, taker or product does not exist'
              WHEN m.product_id <> t.product_id OR k.product_id <> t.product_id
                THEN 'an order of another product'
              WHEN m.side <> t.maker_side THEN 'maker side differs'
@@ -191,11 +206,12 @@ def _trades(conn: psycopg.Connection, report: Report) -> None:
                THEN 'funds is not price x size'
            END
            FROM trades t
-           JOIN orders m ON m.id = t.maker_order_id
-           JOIN orders k ON k.id = t.taker_order_id
-           JOIN products p ON p.id = t.product_id
-           JOIN assets a ON a.id = p.base_asset
-           WHERE m.product_id <> t.product_id OR k.product_id <> t.product_id
+           LEFT JOIN orders m ON m.id = t.maker_order_id
+           LEFT JOIN orders k ON k.id = t.taker_order_id
+           LEFT JOIN products p ON p.id = t.product_id
+           LEFT JOIN assets a ON a.id = p.base_asset
+           WHERE m.id IS NULL OR k.id IS NULL OR p.id IS NULL
+              OR m.product_id <> t.product_id OR k.product_id <> t.product_id
               OR m.side <> t.maker_side OR k.side = t.maker_side OR m.type <> 'limit'
               OR m.price <> t.price OR m.user_id = k.user_id
               OR t.funds <> t.price * t.size / (10::numeric ^ a.exponent)

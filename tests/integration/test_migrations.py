@@ -51,6 +51,7 @@ ALL = [
     "0004.cancel-requests",
     "0005.check-checkpoints",
     "0006.write-checks",
+    "0007.history-references",
 ]
 
 
