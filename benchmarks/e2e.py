@@ -59,7 +59,7 @@ from chalicelib.order_queue import QueueMessage
 from chalicelib.sqs import sqs_client
 from matcher.books import decimal_units
 from matcher.faults import Faults
-from matcher.service import Cycle, Matcher, Options
+from matcher.service import Cycle, Matcher, Options, Stats
 from ops import migrations, services
 
 MIDS = {"BTC-USD": "30000.00", "ETH-USD": "2000.00", "ETH-BTC": "0.06667"}
@@ -201,14 +201,7 @@ def steady(
         assert not order_queue.send_batch(sqs, url, messages[i : i + 10])
         due += interval
         time.sleep(max(0.0, due - time.perf_counter()))
-    deadline = time.monotonic() + 120
-    while sum(s.messages for s in m.all_stats().values()) < distinct:
-        if m.stopping.is_set() or time.monotonic() > deadline:
-            raise RuntimeError(f"matcher stopped: {m.error!r}")
-        time.sleep(0.05)
-    stats = list(m.all_stats().values())
-    m.stop()
-    thread.join()
+    stats = finish(m, thread, distinct, 120)
     return [c for s in stats for c in s.cycles]
 
 
@@ -272,6 +265,19 @@ def bare(cfg: Settings, n: int, receivers: int = 0) -> float:
     return n / elapsed
 
 
+def finish(m: Matcher, thread: threading.Thread, messages: int, timeout_s: float) -> list[Stats]:
+    """Wait until the matcher has settled and deleted `messages`, stop it, return its stats."""
+    deadline = time.monotonic() + timeout_s
+    while sum(s.messages for s in m.all_stats().values()) < messages:
+        if m.stopping.is_set() or time.monotonic() > deadline:
+            raise RuntimeError(f"matcher stopped: {m.error!r}")
+        time.sleep(0.05)
+    stats = list(m.all_stats().values())
+    m.stop()
+    thread.join()
+    return stats
+
+
 def drain(
     cfg: Settings, products: list[str], total: int, options: Options
 ) -> tuple[float, list[Cycle], int, float]:
@@ -280,14 +286,7 @@ def drain(
     m = Matcher(cfg, products, options, Faults(None))
     thread = threading.Thread(target=m.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 600
-    while sum(s.messages for s in m.all_stats().values()) < total:
-        if m.stopping.is_set() or time.monotonic() > deadline:
-            raise RuntimeError(f"matcher stopped: {m.error!r}")
-        time.sleep(0.05)
-    stats = list(m.all_stats().values())
-    m.stop()
-    thread.join()
+    stats = finish(m, thread, total, 600)
     start = min(s.first_at for s in stats if s.first_at is not None)
     end = max(s.last_at for s in stats if s.last_at is not None)
     cycles = [c for s in stats for c in s.cycles]

@@ -287,13 +287,16 @@ class ProductWorker(threading.Thread):
 
     def _connect(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
-                self.m.cfg.database_url,
-                autocommit=True,
-                connect_timeout=3,
-                application_name=f"exchange-matcher-{self.product_id}",
-            )
+            self._conn = self._open("")
         return self._conn
+
+    def _open(self, role: str) -> psycopg.Connection:
+        return psycopg.connect(
+            self.m.cfg.database_url,
+            autocommit=True,
+            connect_timeout=3,
+            application_name=f"exchange-matcher-{self.product_id}{role}",
+        )
 
     def _reload(self) -> books.LoadedBook:
         self._loaded = books.load(self._connect(), self.product_id)
@@ -338,12 +341,7 @@ class ProductWorker(threading.Thread):
         t = time.perf_counter()
         try:
             if self._reader_conn is None or self._reader_conn.closed:
-                self._reader_conn = psycopg.connect(
-                    self.m.cfg.database_url,
-                    autocommit=True,
-                    connect_timeout=3,
-                    application_name=f"exchange-matcher-{self.product_id}-reader",
-                )
+                self._reader_conn = self._open("-reader")
             item.rows = load_orders(self._reader_conn, self._rules, ids)
         except psycopg.Error:
             logger.exception(
