@@ -63,6 +63,7 @@ from matcher.settlement import (
     Conflict,
     Fenced,
     Received,
+    key_lookups_only,
     load_orders,
     parse_order_id,
     settle_batch,
@@ -291,12 +292,14 @@ class ProductWorker(threading.Thread):
         return self._conn
 
     def _open(self, role: str) -> psycopg.Connection:
-        return psycopg.connect(
+        conn = psycopg.connect(
             self.m.cfg.database_url,
             autocommit=True,
             connect_timeout=3,
             application_name=f"exchange-matcher-{self.product_id}{role}",
         )
+        key_lookups_only(conn)
+        return conn
 
     def _reload(self) -> books.LoadedBook:
         self._loaded = books.load(self._connect(), self.product_id)
