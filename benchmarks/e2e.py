@@ -29,6 +29,12 @@ if missing) with a database and queue prefix of its own, dropped afterwards. Fig
 4. the matcher under a steady flow (`--steady` orders/s for 10 s, about half its capacity)
    instead of a backlog: the same per-batch cycle figures when the machine is not saturated.
 The ratio matcher/bare is the share of the queue's own rate the matcher keeps (target >= 80%).
+
+5. CPU ms per 10 messages, per party (cpu_meter.py, Linux): the matcher's process, its SQS
+   process, Postgres, LocalStack, Redis, during the median one-product drain and during the bare
+   loops. Where the SQS endpoint shares the machine's cores with the matcher and Postgres, the
+   matcher can only drain as fast as all of their CPU per message fits on those cores, while
+   the bare loop has them to itself: this is what the ratio is made of.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -52,6 +59,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # before the logger is
 
 import psycopg
 
+from benchmarks.cpu_meter import CpuMeter
 from chalicelib import balances, catalog, order_queue, queues
 from chalicelib.cache import redis_client
 from chalicelib.config import Settings
@@ -205,11 +213,12 @@ def steady(
     return [c for s in stats for c in s.cycles]
 
 
-def bare(cfg: Settings, n: int, receivers: int = 0) -> float:
+def bare(cfg: Settings, n: int, receivers: int = 0, cpu: dict[str, float] | None = None) -> float:
     """Messages/s of receive(10) + DeleteMessageBatch on a pre-filled queue, no processing.
 
     receivers=0: one loop, receive then delete (the baseline). receivers=k: the matcher's
-    overlap without its work: k threads receive, one thread deletes what they received."""
+    overlap without its work: k threads receive, one thread deletes what they received.
+    `cpu`, if given, gets the CPU seconds per party of the one loop (cpu_meter.py)."""
     sqs = sqs_client(cfg)
     spec = queues.queue_specs(f"{cfg.queue_prefix}bare", ["BTC-USD"])
     url = queues.ensure_queues(sqs, spec)["BTC-USD"]
@@ -236,11 +245,15 @@ def bare(cfg: Settings, n: int, receivers: int = 0) -> float:
     got = 0
     start = time.perf_counter()
     if receivers == 0:
-        while got < n:
-            msgs = receive()
-            if msgs:
-                delete(msgs)
-                got += len(msgs)
+        with CpuMeter(database_name(cfg)) as meter:
+            while got < n:
+                msgs = receive()
+                if msgs:
+                    delete(msgs)
+                    got += len(msgs)
+        if cpu is not None:
+            for party, seconds in meter.seconds().items():
+                cpu[party] = cpu.get(party, 0.0) + seconds
         return n / (time.perf_counter() - start)
     handed: queue.Queue[list[dict[str, str]]] = queue.Queue(maxsize=4)
     done = threading.Event()
@@ -278,24 +291,51 @@ def finish(m: Matcher, thread: threading.Thread, messages: int, timeout_s: float
     return stats
 
 
-def drain(
-    cfg: Settings, products: list[str], total: int, options: Options
-) -> tuple[float, list[Cycle], int, float]:
-    """orders/s, the settled batches' timings, trades, and the share of the drain the
-    settlers spent waiting for a received batch (starved: SQS could not keep up)."""
+@dataclass
+class Drained:
+    rate: float  # orders/s
+    cycles: list[Cycle]  # the settled batches' timings
+    trades: int
+    starved: float  # the share of the drain the settlers waited for a received batch
+    cpu: dict[str, float]  # CPU seconds per party (cpu_meter.py) over the drain
+
+
+def drain(cfg: Settings, products: list[str], total: int, options: Options) -> Drained:
     m = Matcher(cfg, products, options, Faults(None))
-    thread = threading.Thread(target=m.run, daemon=True)
-    thread.start()
-    stats = finish(m, thread, total, 600)
+    with CpuMeter(database_name(cfg)) as meter:
+        thread = threading.Thread(target=m.run, daemon=True)
+        thread.start()
+        stats = finish(m, thread, total, 600)
     start = min(s.first_at for s in stats if s.first_at is not None)
     end = max(s.last_at for s in stats if s.last_at is not None)
-    cycles = [c for s in stats for c in s.cycles]
-    trades = sum(s.trades for s in stats)
-    starved = sum(s.starved for s in stats) / len(stats) / (end - start)
-    return total / (end - start), cycles, trades, starved
+    return Drained(
+        total / (end - start),
+        [c for s in stats for c in s.cycles],
+        sum(s.trades for s in stats),
+        sum(s.starved for s in stats) / len(stats) / (end - start),
+        meter.seconds(start, end),
+    )
 
 
-def report(name: str, rate: float, cycles: list[Cycle], trades: int, starved: float) -> None:
+def database_name(cfg: Settings) -> str:
+    return cfg.database_url.rsplit("/", 1)[1]
+
+
+def cpu_line(seconds: dict[str, float], batches: float, names: dict[str, str]) -> str:
+    """CPU ms per batch of 10 messages, per party."""
+    if not seconds:
+        return "n/a (no /proc here)"
+    parts = [
+        f"{names.get(k, k)} {v * 1000 / batches:.1f}"
+        for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])
+        if v > 0
+    ]
+    total = sum(seconds.values()) * 1000 / batches
+    return f"{', '.join(parts)}; {total:.1f} in all (on {os.cpu_count()} cores)"
+
+
+def report(name: str, d: Drained) -> None:
+    rate, cycles, trades, starved = d.rate, d.cycles, d.trades, d.starved
     settle = [c.settle * 1000 for c in cycles]
     proc = [c.processing * 1000 for c in cycles]
     full = [(c.processing + c.receive + c.delete) * 1000 for c in cycles]
@@ -317,6 +357,8 @@ def report(name: str, rate: float, cycles: list[Cycle], trades: int, starved: fl
     )
     print("  median parts ms: " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
     print(f"  the settler waited for a received batch {starved:.0%} of the drain")
+    batches = sum(c.messages for c in cycles) / 10
+    print("  CPU ms per 10 messages: " + cpu_line(d.cpu, batches, {}))
     if cycles and cycles[0].detail:
         keys = sorted({k for c in cycles for k in c.detail})
         med = {k: statistics.median(c.detail.get(k, 0.0) * 1000 for c in cycles) for k in keys}
@@ -331,7 +373,7 @@ def main() -> int:
     ap.add_argument("--prefetch", type=int, default=defaults.prefetch)
     ap.add_argument("--merge", type=int, default=defaults.merge)
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP figure")
-    ap.add_argument("--repeat", type=int, default=3, help="one-product drains (default 3)")
+    ap.add_argument("--repeat", type=int, default=5, help="one-product drains (default 5)")
     ap.add_argument(
         "--steady", type=int, default=500, help="orders/s of the steady-flow run (default 500)"
     )
@@ -382,30 +424,38 @@ def main() -> int:
             )
             # LocalStack's rate drifts during a run: each drain is compared with a bare drain
             # just before and just after it, and the run with the median ratio is reported.
-            runs = []
+            runs: list[tuple[float, Drained]] = []
+            bare_cpu: dict[str, float] = {}
             for r in range(args.repeat):
-                before = bare(cfg, args.orders)
+                before = bare(cfg, args.orders, cpu=bare_cpu)
                 sent = fill(cfg, conn, "BTC-USD", args.orders, 1 + r)
-                one, cycles, trades, starved = drain(cfg, ["BTC-USD"], sent, options)
-                after = bare(cfg, args.orders)
-                ratio = one / ((before + after) / 2)
-                runs.append((ratio, one, cycles, trades, starved))
+                one = drain(cfg, ["BTC-USD"], sent, options)
+                after = bare(cfg, args.orders, cpu=bare_cpu)
+                ratio = one.rate / ((before + after) / 2)
+                runs.append((ratio, one))
                 print(
                     f"run {r + 1}: bare one loop {before:,.0f} / {after:,.0f} messages/s "
-                    f"(before / after), matcher {one:,.0f} orders/s: ratio {ratio:.0%}"
+                    f"(before / after), matcher {one.rate:,.0f} orders/s: ratio {ratio:.0%}"
                 )
             runs.sort(key=lambda run: run[0])
-            ratio, one, cycles, trades, starved = runs[len(runs) // 2]
-            report("matcher, 1 product (the median run)", one, cycles, trades, starved)
+            ratio, one = runs[len(runs) // 2]
+            report("matcher, 1 product (the median run)", one)
             print(
                 f"  ratio matcher/bare: {ratio:.0%} median of "
                 f"{', '.join(f'{run[0]:.0%}' for run in runs)}"
             )
+            print(
+                "  the bare loop's CPU ms per 10 messages: "
+                + cpu_line(
+                    bare_cpu,
+                    args.repeat * 2 * args.orders / 10,
+                    {"matcher": "the loop (boto3)"},
+                )
+            )
 
             three = list(catalog.PRODUCTS)
             sent = sum(fill(cfg, conn, p, args.orders, 10 + i) for i, p in enumerate(three))
-            rate, cycles, trades, starved = drain(cfg, three, sent, options)
-            report("matcher, 3 products", rate, cycles, trades, starved)
+            report("matcher, 3 products", drain(cfg, three, sent, options))
 
             cycles = steady(cfg, conn, "ETH-USD", args.steady, 10, options)
             settle = [c.settle * 1000 for c in cycles]
