@@ -26,7 +26,8 @@ if missing) with a database and queue prefix of its own, dropped afterwards. Fig
    delete. And the share of the drain the settler spent waiting for a received batch: when it
    is high, the matcher waits on SQS, not SQS on the matcher.
 3. the same with three products at once (one pipeline each).
-4. the matcher under a steady flow (`--steady` orders/s for 10 s, about half its capacity)
+4. the matcher under a steady flow (`--steady` orders/s for 10 s; by default half the median
+   one-product drain's rate, so about half its capacity on this machine)
    instead of a backlog: the same per-batch cycle figures when the machine is not saturated.
 The ratio matcher/bare is the share of the queue's own rate the matcher keeps (target >= 80%).
 
@@ -375,7 +376,9 @@ def main() -> int:
     ap.add_argument("--no-http", action="store_true", help="skip the HTTP figure")
     ap.add_argument("--repeat", type=int, default=5, help="one-product drains (default 5)")
     ap.add_argument(
-        "--steady", type=int, default=500, help="orders/s of the steady-flow run (default 500)"
+        "--steady",
+        type=int,
+        help="orders/s of the steady-flow run (default: half the one-product drain's rate)",
     )
     args = ap.parse_args()
     options = Options(
@@ -457,12 +460,13 @@ def main() -> int:
             sent = sum(fill(cfg, conn, p, args.orders, 10 + i) for i, p in enumerate(three))
             report("matcher, 3 products", drain(cfg, three, sent, options))
 
-            cycles = steady(cfg, conn, "ETH-USD", args.steady, 10, options)
+            rate = args.steady or max(10, round(one.rate / 20) * 10)
+            cycles = steady(cfg, conn, "ETH-USD", rate, 10, options)
             settle = [c.settle * 1000 for c in cycles]
             proc = [c.processing * 1000 for c in cycles]
             full = [(c.processing + c.receive + c.delete) * 1000 for c in cycles]
             print(
-                f"matcher, 1 product at a steady {args.steady} orders/s for 10 s "
+                f"matcher, 1 product at a steady {rate} orders/s for 10 s "
                 f"({len(cycles)} batches of {statistics.mean(c.messages for c in cycles):.1f}):"
             )
             for name, values in (
