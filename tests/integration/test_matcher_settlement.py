@@ -7,14 +7,18 @@ finally `exchange check`'s invariants.
 
 from __future__ import annotations
 
+import uuid
 from fractions import Fraction
 from math import ceil
 
+import psycopg
 import pytest
 
 from chalicelib.catalog import PRODUCTS, fee_account
 from chalicelib.order_queue import QueueMessage
+from matcher import books
 from matcher.check import run_check
+from matcher.settlement import Received, key_lookups_only, settle_batch
 from tests.integration.orderflow import Bal, Flow, units
 
 BTC_USD = PRODUCTS["BTC-USD"]
@@ -324,44 +328,35 @@ def test_a_batch_reads_its_own_orders_not_the_book(flow: Flow) -> None:
     """The settler finds a batch's orders by key even when the planner believes `orders` is
     nearly empty (statistics taken before the book grew, as in a new database): settling a
     batch against a book of 600 resting orders reads a few dozen order rows, not the book."""
-    import uuid
-
-    import psycopg
-
-    from matcher import books
-    from matcher.settlement import Received, key_lookups_only, settle_batch
-
     flow.conn.execute("ALTER TABLE orders SET (autovacuum_enabled = false)")  # keep them stale
     flow.conn.execute("ANALYZE orders")
     seller, buyer = flow.user(BTC="10"), flow.user(USD="1000000")
-    conn = psycopg.connect(flow.cfg.database_url, autocommit=True)
-    key_lookups_only(conn)
-    loaded = books.load(conn, "BTC-USD")
 
     def batch(user: str, side: str, prices: list[str]) -> list[Received]:
         ids = [flow.place(user, "BTC-USD", side, p, "0.001", send=False) for p in prices]
         return [Received(str(uuid.uuid4()), QueueMessage("order", i, "BTC-USD", user)) for i in ids]
 
-    for n in range(60):
-        settle_batch(
-            conn, loaded, batch(seller, "sell", [f"{31000 + 10 * n + i}.00" for i in range(10)])
-        )
-    crossing = [batch(buyer, "buy", ["31005.00"] * 5 + ["30000.00"] * 5) for _ in range(5)]
+    with psycopg.connect(flow.cfg.database_url, autocommit=True) as conn:
 
-    def order_rows_read() -> int:
-        for c in (conn, flow.conn):
-            c.execute("SELECT pg_stat_force_next_flush()")  # flushed when the backend idles
-        row = flow.conn.execute(
-            """SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables
-               WHERE relname = 'orders'"""
-        ).fetchone()
-        assert row is not None
-        return int(row[0])
+        def order_rows_read() -> int:
+            for c in (conn, flow.conn):
+                c.execute("SELECT pg_stat_force_next_flush()")  # flushed when the backend idles
+            row = flow.conn.execute(
+                """SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables
+                   WHERE relname = 'orders'"""
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
 
-    before = order_rows_read()
-    trades = sum(len(settle_batch(conn, loaded, b).trades) for b in crossing)
-    read = order_rows_read() - before
-    conn.close()
+        key_lookups_only(conn)
+        loaded = books.load(conn, "BTC-USD")
+        for n in range(60):
+            prices = [f"{31000 + 10 * n + i}.00" for i in range(10)]
+            settle_batch(conn, loaded, batch(seller, "sell", prices))
+        crossing = [batch(buyer, "buy", ["31005.00"] * 5 + ["30000.00"] * 5) for _ in range(5)]
+        before = order_rows_read()
+        trades = sum(len(settle_batch(conn, loaded, b).trades) for b in crossing)
+        read = order_rows_read() - before
     assert len(loaded.live) >= 600 and trades > 0
     assert read <= 5 * 40, f"{read} order rows read for 5 batches of 10"
     assert_checked(flow)
