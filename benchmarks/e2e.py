@@ -11,8 +11,9 @@ Uses the local services (DATABASE_URL / REDIS_URL / AWS_ENDPOINT_URL or the defa
 if missing) with a database and queue prefix of its own, dropped afterwards. Figures:
 
 1. bare SQS: receive(10) + DeleteMessageBatch of N pre-filled messages in one loop, no
-   processing, measured before and after each of the matcher's one-product drains (LocalStack
-   drifts; the mean of the two is that drain's baseline), after a warm-up; `--repeat` drains,
+   processing, with the matcher's own SQS client (sqs_wire.py; boto3's loop is printed too),
+   measured before and after each of the matcher's one-product drains (LocalStack drifts; the
+   mean of the two is that drain's baseline), after a warm-up; `--repeat` drains,
    and the run with the median ratio is reported in full. Also the same with the matcher's
    overlap and no work (`--receivers` receive threads, one delete thread): what SQS alone
    allows the pipeline.
@@ -53,6 +54,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -69,6 +71,7 @@ from chalicelib.sqs import sqs_client
 from matcher.books import decimal_units
 from matcher.faults import Faults
 from matcher.service import Cycle, Matcher, Options, Stats
+from matcher.sqs_wire import SqsWire
 from ops import migrations, services
 
 MIDS = {"BTC-USD": "30000.00", "ETH-USD": "2000.00", "ETH-BTC": "0.06667"}
@@ -214,13 +217,21 @@ def steady(
     return [c for s in stats for c in s.cycles]
 
 
-def bare(cfg: Settings, n: int, receivers: int = 0, cpu: dict[str, float] | None = None) -> float:
+def bare(
+    cfg: Settings,
+    n: int,
+    receivers: int = 0,
+    cpu: dict[str, float] | None = None,
+    client: str = "wire",
+) -> float:
     """Messages/s of receive(10) + DeleteMessageBatch on a pre-filled queue, no processing.
 
     receivers=0: one loop, receive then delete (the baseline). receivers=k: the matcher's
     overlap without its work: k threads receive, one thread deletes what they received.
-    `cpu`, if given, gets the CPU seconds per party of the one loop (cpu_meter.py)."""
+    `cpu`, if given, gets the CPU seconds per party of the one loop (cpu_meter.py).
+    client: "wire", the matcher's own SQS client (sqs_wire.py), or "boto3"."""
     sqs = sqs_client(cfg)
+    calls: Any = SqsWire(cfg) if client == "wire" else sqs
     spec = queues.queue_specs(f"{cfg.queue_prefix}bare", ["BTC-USD"])
     url = queues.ensure_queues(sqs, spec)["BTC-USD"]
     users = [str(uuid.uuid4()) for _ in range(50)]  # spread over the groups as fill()'s are
@@ -232,11 +243,11 @@ def bare(cfg: Settings, n: int, receivers: int = 0, cpu: dict[str, float] | None
     )
 
     def receive() -> list[dict[str, str]]:
-        reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        reply = calls.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
         return list(reply.get("Messages", []))
 
     def delete(msgs: list[dict[str, str]]) -> None:
-        sqs.delete_message_batch(
+        calls.delete_message_batch(
             QueueUrl=url,
             Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
@@ -429,6 +440,8 @@ def main() -> int:
             # just before and just after it, and the run with the median ratio is reported.
             runs: list[tuple[float, Drained]] = []
             bare_cpu: dict[str, float] = {}
+            boto_cpu: dict[str, float] = {}
+            boto = [bare(cfg, args.orders, cpu=boto_cpu, client="boto3")]
             for r in range(args.repeat):
                 before = bare(cfg, args.orders, cpu=bare_cpu)
                 sent = fill(cfg, conn, "BTC-USD", args.orders, 1 + r)
@@ -440,6 +453,11 @@ def main() -> int:
                     f"run {r + 1}: bare one loop {before:,.0f} / {after:,.0f} messages/s "
                     f"(before / after), matcher {one.rate:,.0f} orders/s: ratio {ratio:.0%}"
                 )
+            boto.append(bare(cfg, args.orders, cpu=boto_cpu, client="boto3"))
+            print(
+                f"bare one loop with boto3 instead of the matcher's client: "
+                f"{boto[0]:,.0f} / {boto[1]:,.0f} messages/s (before / after the drains)"
+            )
             runs.sort(key=lambda run: run[0])
             ratio, one = runs[len(runs) // 2]
             report("matcher, 1 product (the median run)", one)
@@ -452,8 +470,12 @@ def main() -> int:
                 + cpu_line(
                     bare_cpu,
                     args.repeat * 2 * args.orders / 10,
-                    {"matcher": "the loop (boto3)"},
+                    {"matcher": "the loop (sqs_wire)"},
                 )
+            )
+            print(
+                "  the same with boto3: "
+                + cpu_line(boto_cpu, 2 * args.orders / 10, {"matcher": "the loop (boto3)"})
             )
 
             three = list(catalog.PRODUCTS)

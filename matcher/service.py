@@ -3,7 +3,7 @@
 Threads: one coordinator (the caller of `run`) and, per owned product, a pipeline
 (receive -> settle -> post):
 - the receivers (two by default) long-poll the product's queue and hand each batch to the
-  settler. They run in a child process that owns the product's SQS traffic (sqs_io.py: boto3's
+  settler. They run in a child process that owns the product's SQS traffic (sqs_io.py: the client's
   CPU would otherwise hold the settler's GIL); a reader thread here takes what it sends. A
   product's queue is split into message groups by account (chalicelib/order_queue.py) and SQS
   FIFO holds back only the groups of batches not yet deleted, so receivers fetch the next

@@ -1,10 +1,10 @@
 """A product's SQS traffic (receive, delete, release) in a child process of its own.
 
-Why a process: boto3 spends about 1.2 ms of CPU per call, holding the GIL. In the settler's
-process that CPU delays the settler every time it comes back from a Postgres round trip
-(measured on 2 cores: settle p50 9.4 ms with the SQS threads beside it, 5.2 ms with the same
-SQS traffic in another process). The child owns the boto3 client; the worker talks to it over
-one pipe, with messages that are plain tuples:
+Why a process: an SQS call spends CPU holding the GIL (boto3 about 1.2 ms, sqs_wire.py about
+half that). In the settler's process that CPU delays the settler every time it comes back from
+a Postgres round trip (measured on 2 cores with boto3: settle p50 9.4 ms with the SQS threads
+beside it, 5.2 ms with the same SQS traffic in another process). The child owns the SQS client
+(sqs_wire.py); the worker talks to it over one pipe, with messages that are plain tuples:
 
   parent -> child: ("credit", n)              n more batches may be received
                    ("delete", token, handles)  delete these, answer ("deleted", ...)
@@ -96,9 +96,9 @@ def _serve(
         os.nice(NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from chalicelib.sqs import sqs_client
+    from matcher.sqs_wire import SqsWire
 
-    sqs = sqs_client(Settings(**cfg_fields))
+    sqs = SqsWire(Settings(**cfg_fields), connections=receivers + 1)
     lock = threading.Lock()
     credits = threading.Semaphore(credit)
     quiet = threading.Event()
