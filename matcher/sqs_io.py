@@ -140,7 +140,7 @@ def _serve(
                 else:
                     send("batch", messages, t0, t1)
         except Exception as exc:
-            logger.exception("SQS receive failed")
+            logger.exception("SQS receive failed", extra={"queue_url": url})
             send("error", repr(exc))
 
     threads = [threading.Thread(target=receive, daemon=True) for _ in range(receivers)]
@@ -179,7 +179,7 @@ def _serve(
             elif kind == "stop":
                 break
     except Exception as exc:
-        logger.exception("SQS command failed")
+        logger.exception("SQS command failed", extra={"queue_url": url})
         send("error", repr(exc))
         return
     quiet.set()

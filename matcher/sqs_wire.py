@@ -29,17 +29,17 @@ from botocore.session import get_session
 from chalicelib.config import Settings
 
 _CONTENT_TYPE = "application/x-amz-json-1.0"
-# Connection failures and 5xx are retried, as boto3's standard mode does; a read timeout is not,
-# since a receive that timed out may have taken messages (they return after their visibility
-# timeout, as with boto3).
+# Connection failures, read timeouts and 5xx are retried, as boto3's standard mode does. Each of
+# our calls is safe to repeat: a delete or release repeats harmlessly, and the messages a lost
+# receive took come back after their visibility timeout, retried or not.
 _RETRIES = urllib3.Retry(
     total=3,
     connect=3,
-    read=0,
+    read=2,
     status=3,
     backoff_factor=0.05,
     status_forcelist=(500, 502, 503, 504),
-    allowed_methods=None,  # every SQS call is a POST, and each of ours is safe to repeat
+    allowed_methods=None,  # every SQS call is a POST
     raise_on_status=False,
 )
 
@@ -92,7 +92,10 @@ class SqsWire:
         # Frozen per call: a refresh between reading the key and the secret cannot mix them.
         SigV4Auth(self._credentials.get_frozen_credentials(), "sqs", self._region).add_auth(request)
         reply = self._pool.urlopen("POST", "/", body=body, headers=dict(request.headers.items()))
-        data: dict[str, Any] = json.loads(reply.data) if reply.data else {}
+        try:
+            data: dict[str, Any] = json.loads(reply.data) if reply.data else {}
+        except ValueError:  # not SQS speaking (a proxy's error page, say)
+            raise SqsError("BadReply", repr(reply.data[:200]), reply.status) from None
         if reply.status != 200:
             code = str(data.get("__type", "HTTP")).rsplit("#", 1)[-1]
             raise SqsError(code, str(data.get("message", reply.reason)), reply.status)

@@ -122,6 +122,7 @@ def _expected_signature(
 class _CheckingSqs(ThreadingHTTPServer):
     secret = "right-secret"
     seen: list[dict[str, str]]
+    broken = False  # answer like a failing proxy: 502 with an HTML page
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -131,6 +132,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.server.seen.append(headers)
+        if self.server.broken:
+            page = b"<html>bad gateway</html>"
+            self.send_response(502)
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
         given = headers["authorization"].rsplit("Signature=", 1)[1]
         want = _expected_signature(self.server.secret, "POST", self.path, headers, body)
         status, reply = (
@@ -190,3 +198,16 @@ def test_a_wrong_secret_is_refused(
     with pytest.raises(SqsError) as raised:
         SqsWire(_prod(checking_sqs)).delete_message_batch(QueueUrl="q", Entries=[])
     assert (raised.value.code, raised.value.status) == ("SignatureDoesNotMatch", 403)
+
+
+def test_a_failing_endpoint_is_retried_then_reported(
+    checking_sqs: _CheckingSqs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "right-secret")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    checking_sqs.broken = True
+    with pytest.raises(SqsError) as raised:
+        SqsWire(_prod(checking_sqs)).receive_message(QueueUrl="q")
+    assert (raised.value.code, raised.value.status) == ("BadReply", 502)
+    assert len(checking_sqs.seen) == 4  # the first try and three retries
