@@ -14,9 +14,10 @@ if missing) with a database and queue prefix of its own, dropped afterwards. Fig
    processing, with the matcher's own SQS client (sqs_wire.py; boto3's loop is printed too),
    measured before and after each of the matcher's one-product drains (LocalStack drifts; the
    mean of the two is that drain's baseline), after a warm-up; `--repeat` drains,
-   and the run with the median ratio is reported in full. Also the same with the matcher's
-   overlap and no work (`--receivers` receive threads, one delete thread): what SQS alone
-   allows the pipeline.
+   and the run with the median ratio is reported in full. Also the matcher's own SQS process
+   (its receivers, credit and deletes) with no settler, and with a stand-in settler that spins
+   4 ms of CPU per batch: what the pipeline allows a matcher whose work costs that much CPU
+   here, beside LocalStack.
 2. matcher, one product: N orders (limit orders around one price, about half of them crossing,
    a cancel every tenth) from 50 accounts, placed as the API places them, pre-filled, then
    drained by the matcher; orders/s from its first receive to its last delete. Per settled
@@ -44,7 +45,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import queue
 import random
 import statistics
 import subprocess
@@ -71,6 +71,7 @@ from chalicelib.sqs import sqs_client
 from matcher.books import decimal_units
 from matcher.faults import Faults
 from matcher.service import Cycle, Matcher, Options, Stats
+from matcher.sqs_io import SqsProcess
 from matcher.sqs_wire import SqsWire
 from ops import migrations, services
 
@@ -103,7 +104,6 @@ def drop(cfg: Settings, url: str) -> None:
         r.delete(*keys)
     sqs = sqs_client(cfg)
     queues.delete_queues(sqs, queues.queue_specs(cfg.queue_prefix, list(catalog.PRODUCTS)))
-    queues.delete_queues(sqs, queues.queue_specs(f"{cfg.queue_prefix}bare", ["BTC-USD"]))
     admin = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
@@ -217,77 +217,83 @@ def steady(
     return [c for s in stats for c in s.cycles]
 
 
-def bare(
-    cfg: Settings,
-    n: int,
-    receivers: int = 0,
-    cpu: dict[str, float] | None = None,
-    client: str = "wire",
-) -> float:
-    """Messages/s of receive(10) + DeleteMessageBatch on a pre-filled queue, no processing.
-
-    receivers=0: one loop, receive then delete (the baseline). receivers=k: the matcher's
-    overlap without its work: k threads receive, one thread deletes what they received.
-    `cpu`, if given, gets the CPU seconds per party of the one loop (cpu_meter.py).
-    client: "wire", the matcher's own SQS client (sqs_wire.py), or "boto3"."""
+def bare_queue(cfg: Settings, n: int) -> tuple[list[dict[str, Any]], str]:
+    """A queue of its own holding n messages spread over the groups as fill()'s are."""
     sqs = sqs_client(cfg)
-    calls: Any = SqsWire(cfg) if client == "wire" else sqs
-    spec = queues.queue_specs(f"{cfg.queue_prefix}bare", ["BTC-USD"])
+    spec = queues.queue_specs(f"{cfg.queue_prefix}bare{uuid.uuid4().hex[:6]}", ["BTC-USD"])
     url = queues.ensure_queues(sqs, spec)["BTC-USD"]
-    users = [str(uuid.uuid4()) for _ in range(50)]  # spread over the groups as fill()'s are
+    users = [str(uuid.uuid4()) for _ in range(50)]
     rng = random.Random(0)
     send_all(
         sqs,
         url,
         [QueueMessage("order", str(uuid.uuid4()), "BTC-USD", rng.choice(users)) for _ in range(n)],
     )
+    return spec, url
 
-    def receive() -> list[dict[str, str]]:
-        reply = calls.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        return list(reply.get("Messages", []))
 
-    def delete(msgs: list[dict[str, str]]) -> None:
-        calls.delete_message_batch(
-            QueueUrl=url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
-            ],
-        )
-
+def bare(cfg: Settings, n: int, cpu: dict[str, float] | None = None, client: str = "wire") -> float:
+    """Messages/s of receive(10) + DeleteMessageBatch in one loop on a pre-filled queue, no
+    processing: the baseline. `cpu`, if given, gets the CPU seconds per party (cpu_meter.py).
+    client: "wire", the matcher's own SQS client (sqs_wire.py), or "boto3"."""
+    spec, url = bare_queue(cfg, n)
+    calls: Any = SqsWire(cfg) if client == "wire" else sqs_client(cfg)
     got = 0
     start = time.perf_counter()
-    if receivers == 0:
-        with CpuMeter(database_name(cfg)) as meter:
-            while got < n:
-                msgs = receive()
-                if msgs:
-                    delete(msgs)
-                    got += len(msgs)
-        if cpu is not None:
-            for party, seconds in meter.seconds().items():
-                cpu[party] = cpu.get(party, 0.0) + seconds
-        return n / (time.perf_counter() - start)
-    handed: queue.Queue[list[dict[str, str]]] = queue.Queue(maxsize=4)
-    done = threading.Event()
-
-    def receiver() -> None:
-        while not done.is_set():
-            msgs = receive()
+    with CpuMeter(database_name(cfg)) as meter:
+        while got < n:
+            msgs = calls.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            msgs = msgs.get("Messages", [])
             if msgs:
-                handed.put(msgs)
+                calls.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(msgs)
+                    ],
+                )
+                got += len(msgs)
+    rate = n / (time.perf_counter() - start)
+    if cpu is not None:
+        for party, seconds in meter.seconds().items():
+            cpu[party] = cpu.get(party, 0.0) + seconds
+    queues.delete_queues(sqs_client(cfg), spec)
+    return rate
 
-    threads = [threading.Thread(target=receiver, daemon=True) for _ in range(receivers)]
-    for t in threads:
-        t.start()
-    while got < n:
-        msgs = handed.get()
-        delete(msgs)
-        got += len(msgs)
-    elapsed = time.perf_counter() - start
-    done.set()
-    for t in threads:
-        t.join()
-    return n / elapsed
+
+def pipeline(cfg: Settings, n: int, options: Options, burn_ms: float) -> float:
+    """Messages/s through the matcher's own SQS process (sqs_io.py: its receivers, credit and
+    deletes) with a stand-in for the settler that spins `burn_ms` of CPU per batch in this
+    process (0: none). What the pipeline allows the matcher when its work costs that much CPU on
+    this machine's cores, beside LocalStack."""
+    spec, url = bare_queue(cfg, n)
+    credit = max(options.prefetch, options.receivers)
+    sqs = SqsProcess(cfg, url, options.receivers, options.wait_s, credit)
+    deleted = 0
+    sizes: dict[int, int] = {}  # delete token -> messages
+    start: float | None = None
+    while deleted < n:
+        message = sqs.recv()
+        assert message is not None, "the SQS process ended"
+        if message[0] == "batch":
+            start = start or message[2]
+            sqs.send("credit", 1)
+            until = time.perf_counter() + burn_ms / 1000
+            while time.perf_counter() < until:
+                pass
+            sizes[len(sizes)] = len(message[1])
+            sqs.send("delete", len(sizes) - 1, [m["ReceiptHandle"] for m in message[1]])
+        elif message[0] == "deleted":
+            assert not message[4], message[4]
+            deleted += sizes[message[1]]
+    assert start is not None
+    rate = n / (time.perf_counter() - start)
+    sqs.send("stop")
+    while (message := sqs.recv()) is not None and message[0] != "stopped":
+        pass
+    sqs.close()
+    queues.delete_queues(sqs_client(cfg), spec)
+    return rate
 
 
 def finish(m: Matcher, thread: threading.Thread, messages: int, timeout_s: float) -> list[Stats]:
@@ -431,10 +437,12 @@ def main() -> int:
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             bare(cfg, 500)  # LocalStack's first few hundred messages run slower: warm it up
-            ceiling = bare(cfg, args.orders, receivers=options.receivers)
+            alone = bare(cfg, args.orders)
+            idle, busy = (pipeline(cfg, args.orders, options, ms) for ms in (0, 4))
             print(
-                f"bare SQS with {options.receivers} receive threads + 1 delete thread: "
-                f"{ceiling:,.0f} messages/s"
+                f"the matcher's SQS process with no settler: {idle:,.0f} messages/s; with a "
+                f"stand-in settler spinning 4 ms of CPU per batch: {busy:,.0f} "
+                f"({busy / alone:.0%} of the bare loop's {alone:,.0f} just before)"
             )
             # LocalStack's rate drifts during a run: each drain is compared with a bare drain
             # just before and just after it, and the run with the median ratio is reported.

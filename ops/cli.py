@@ -60,7 +60,9 @@ def _cmd_matcher(args: argparse.Namespace) -> int:
     from matcher.service import Matcher, Options
 
     products = [p for p in (args.products or "").split(",") if p] or None
-    options = Options(wait_s=args.wait, prefetch=args.prefetch, merge=args.merge)
+    options = Options(wait_s=args.wait, merge=args.merge)
+    if args.prefetch is not None:
+        options.prefetch = args.prefetch
     matcher = Matcher(settings(), products, options)
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -141,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument(
         "--prefetch",
         type=int,
-        default=2,
-        help="received batches waiting to be settled, per product (default 2)",
+        help="received batches waiting to be settled, per product (default 4, Options.prefetch)",
     )
     m.add_argument(
         "--merge",
