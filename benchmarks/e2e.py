@@ -43,6 +43,7 @@ The ratio matcher/bare is the share of the queue's own rate the matcher keeps (t
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import random
@@ -198,23 +199,37 @@ def steady(
     options: Options,
 ) -> list[Cycle]:
     """The matcher under a steady flow of `rate` orders/s (batches of 10 sent on a clock) rather
-    than a backlog: the per-batch cycle when the machine is not saturated."""
+    than a backlog: the per-batch cycle when the machine is not saturated. The sends come from
+    a process of their own, as the API's do: in the matcher's process their CPU would hold its
+    GIL."""
     messages = place(conn, product_id, int(rate * seconds), 99)
     distinct = len({msg.dedup_id for msg in messages})
-    sqs = sqs_client(cfg)
-    url = order_queue.queue_url(sqs, cfg, product_id)
+    url = order_queue.queue_url(sqs_client(cfg), cfg, product_id)
     m = Matcher(cfg, [product_id], options, Faults(None))
     thread = threading.Thread(target=m.run, daemon=True)
     thread.start()
-    time.sleep(3)  # the product is owned and its SQS process has started
-    interval = 10 / rate
+    # From 3 s on: the product is owned and its SQS process has started (perf_counter is
+    # CLOCK_MONOTONIC, the same clock in both processes).
+    sender = multiprocessing.get_context("spawn").Process(
+        target=send_paced, args=(cfg, url, messages, rate, time.perf_counter() + 3)
+    )
+    sender.start()
+    stats = finish(m, thread, distinct, 120)
+    sender.join()
+    assert sender.exitcode == 0, "the sender failed"
+    return [c for s in stats for c in s.cycles]
+
+
+def send_paced(
+    cfg: Settings, url: str, messages: list[QueueMessage], rate: int, start: float
+) -> None:
+    sqs = sqs_client(cfg)
+    time.sleep(max(0.0, start - time.perf_counter()))
     due = time.perf_counter()
     for i in range(0, len(messages), 10):
         assert not order_queue.send_batch(sqs, url, messages[i : i + 10])
-        due += interval
+        due += 10 / rate
         time.sleep(max(0.0, due - time.perf_counter()))
-    stats = finish(m, thread, distinct, 120)
-    return [c for s in stats for c in s.cycles]
 
 
 def bare_queue(cfg: Settings, n: int) -> tuple[list[dict[str, Any]], str]:
