@@ -14,6 +14,7 @@ after an exception; nothing here is swallowed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -370,30 +371,11 @@ def _write(
     t = time.perf_counter()
     try:
         with write_checks(_CHECKS), conn.pipeline() as pipe:
-            fence = conn.execute(
-                """WITH f AS (
-                     UPDATE product_state
-                     SET last_seq = %s, last_trade_id = %s, updated_at = now()
-                     WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s
-                     RETURNING now() AS at)
-                   SELECT write_check(count(*) = 1, 'EX002', 'fenced: ' || %s), max(at)
-                   FROM f""",
-                (
-                    result.seq_after,
-                    work.next_trade_id - 1,
-                    product_id,
-                    result.seq_before,
-                    loaded.last_trade_id,
-                    product_id,
-                ),
-            )
-            if changed:
-                _write_orders(conn, changed)
-            if work.trades:
-                _write_trades(conn, product_id, work.trades)
-            apply_moves(conn, work.moves)
-            if before_commit is not None:
-                before_commit()  # everything sent, nothing committed: no Sync yet
+            try:
+                fence = _send(conn, loaded, work, changed, result, before_commit)
+            except BaseException:
+                _abandon(conn)
+                raise
             sent = time.perf_counter()
             pipe.sync()
             fenced_row = fence.fetchone()
@@ -407,6 +389,53 @@ def _write(
         raise
     # w_build: the statements built and sent; w_commit: until the server committed them.
     result.timings.update(w_build=sent - t, w_commit=time.perf_counter() - sent)
+
+
+def _send(
+    conn: psycopg.Connection,
+    loaded: LoadedBook,
+    work: _Batch,
+    changed: list[OrderState],
+    result: BatchResult,
+    before_commit: Callable[[], None] | None,
+) -> psycopg.Cursor[Any]:
+    """Every statement of the batch, in pipeline mode; returns the fence's cursor."""
+    product_id = loaded.rules.product.id
+    fence = conn.execute(
+        """WITH f AS (
+             UPDATE product_state
+             SET last_seq = %s, last_trade_id = %s, updated_at = now()
+             WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s
+             RETURNING now() AS at)
+           SELECT write_check(count(*) = 1, 'EX002', 'fenced: ' || %s), max(at)
+           FROM f""",
+        (
+            result.seq_after,
+            work.next_trade_id - 1,
+            product_id,
+            result.seq_before,
+            loaded.last_trade_id,
+            product_id,
+        ),
+    )
+    if changed:
+        _write_orders(conn, changed)
+    if work.trades:
+        _write_trades(conn, product_id, work.trades)
+    apply_moves(conn, work.moves)
+    if before_commit is not None:
+        before_commit()  # everything sent, nothing committed: no Sync yet
+    return fence
+
+
+def _abandon(conn: psycopg.Connection) -> None:
+    """Roll back a batch abandoned before its Sync. The pipeline's exit sends a Sync whatever
+    happened in its block, and Postgres commits at a Sync every statement before it that
+    succeeded: a batch abandoned half-sent (an error while building a statement, an exception
+    from the hook) would commit half a batch (orders and trades without their balance moves).
+    One statement that fails makes the Sync roll the whole implicit transaction back."""
+    with contextlib.suppress(psycopg.Error):  # a dead connection commits nothing anyway
+        conn.execute("SELECT write_check(false, 'EX000', 'batch abandoned before its commit')")
 
 
 def _fence_moved(conn: psycopg.Connection, product_id: str, seq: int) -> bool:

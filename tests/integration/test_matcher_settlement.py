@@ -16,7 +16,7 @@ import pytest
 
 from chalicelib.catalog import PRODUCTS, fee_account
 from chalicelib.order_queue import QueueMessage
-from matcher import books
+from matcher import books, settlement
 from matcher.check import run_check
 from matcher.settlement import Received, key_lookups_only, settle_batch
 from tests.integration.orderflow import Bal, Flow, units
@@ -359,4 +359,44 @@ def test_a_batch_reads_its_own_orders_not_the_book(flow: Flow) -> None:
         read = order_rows_read() - before
     assert len(loaded.live) >= 600 and trades > 0
     assert read <= 5 * 40, f"{read} order rows read for 5 batches of 10"
+    assert_checked(flow)
+
+
+@pytest.mark.parametrize("fails", ["building the balance moves", "the hook before the commit"])
+def test_a_batch_abandoned_before_its_commit_writes_nothing(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """psycopg's pipeline sends a Sync on leaving its block even when the block raised, and
+    Postgres commits at a Sync every statement sent before it: an exception after the first
+    statements (a bug while building the next one, the hook) must still leave nothing of the
+    batch, not its orders and trades without their balance moves."""
+    seller, buyer = flow.user(BTC="1"), flow.user(USD="10000")
+    ask = flow.place(seller, "BTC-USD", "sell", "30000.00", "0.5", send=False)
+    bid = flow.place(buyer, "BTC-USD", "buy", "30100.00", "0.2", send=False)
+    batch = [
+        Received(str(uuid.uuid4()), QueueMessage("order", o, "BTC-USD", u))
+        for o, u in ((ask, seller), (bid, buyer))
+    ]
+    before = [flow.bal(u, a) for u in (seller, buyer) for a in ("BTC", "USD")]
+
+    def boom(*_: object) -> None:
+        raise RuntimeError("boom")
+
+    hook = None
+    if fails == "building the balance moves":
+        monkeypatch.setattr(settlement, "apply_moves", boom)
+    else:
+        hook = boom
+    with psycopg.connect(flow.cfg.database_url, autocommit=True) as conn:
+        with pytest.raises(RuntimeError, match="boom"):
+            settle_batch(conn, books.load(conn, "BTC-USD"), batch, hook)
+        assert [flow.order(o)["status"] for o in (ask, bid)] == ["pending", "pending"]
+        assert flow.trades("BTC-USD") == []
+        assert [flow.bal(u, a) for u in (seller, buyer) for a in ("BTC", "USD")] == before
+        assert books.load(conn, "BTC-USD").book.seq == 0
+        assert_checked(flow)
+
+        monkeypatch.undo()  # and the batch settles whole once nothing fails
+        result = settle_batch(conn, books.load(conn, "BTC-USD"), batch)
+    assert len(result.trades) == 1 and flow.order(bid)["status"] == "done"
     assert_checked(flow)
