@@ -232,7 +232,7 @@ def send_paced(
         time.sleep(max(0.0, due - time.perf_counter()))
 
 
-def bare_queue(cfg: Settings, n: int) -> tuple[list[dict[str, Any]], str]:
+def bare_queue(cfg: Settings, n: int) -> tuple[list[queues.QueueSpec], str]:
     """A queue of its own holding n messages spread over the groups as fill()'s are."""
     sqs = sqs_client(cfg)
     spec = queues.queue_specs(f"{cfg.queue_prefix}bare{uuid.uuid4().hex[:6]}", ["BTC-USD"])
@@ -272,6 +272,8 @@ def bare(cfg: Settings, n: int, cpu: dict[str, float] | None = None, client: str
     if cpu is not None:
         for party, seconds in meter.seconds().items():
             cpu[party] = cpu.get(party, 0.0) + seconds
+    if isinstance(calls, SqsWire):
+        calls.close()
     queues.delete_queues(sqs_client(cfg), spec)
     return rate
 
@@ -301,6 +303,8 @@ def pipeline(cfg: Settings, n: int, options: Options, burn_ms: float) -> float:
         elif message[0] == "deleted":
             assert not message[4], message[4]
             deleted += sizes[message[1]]
+        elif message[0] == "error":
+            raise RuntimeError(f"the SQS process failed: {message[1]}")
     assert start is not None
     rate = n / (time.perf_counter() - start)
     sqs.send("stop")
