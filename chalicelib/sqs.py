@@ -21,6 +21,12 @@ _BOTO_CONFIG = Config(
 )
 
 
+def stand_in_credentials(cfg: Settings) -> bool:
+    """LocalStack and moto accept any credentials: locally, don't make developers invent some
+    (unless they set their own)."""
+    return bool(cfg.is_local and cfg.aws_endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"))
+
+
 def sqs_client(cfg: Settings | None = None) -> Any:
     cfg = cfg or settings()
     key = (cfg.aws_endpoint_url, cfg.aws_region)
@@ -30,10 +36,9 @@ def sqs_client(cfg: Settings | None = None) -> Any:
             kwargs: dict[str, Any] = {"region_name": cfg.aws_region, "config": _BOTO_CONFIG}
             if cfg.aws_endpoint_url:
                 kwargs["endpoint_url"] = cfg.aws_endpoint_url
-                # LocalStack and moto accept any credentials; don't make developers invent some.
-                if cfg.is_local and not os.environ.get("AWS_ACCESS_KEY_ID"):
-                    kwargs["aws_access_key_id"] = "test"
-                    kwargs["aws_secret_access_key"] = "test"
+            if stand_in_credentials(cfg):
+                kwargs["aws_access_key_id"] = "test"
+                kwargs["aws_secret_access_key"] = "test"
             found = boto3.session.Session().client("sqs", **kwargs)
             _clients[key] = found
         return found

@@ -17,7 +17,6 @@ they are not per message.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +27,7 @@ from botocore.credentials import Credentials
 from botocore.session import get_session
 
 from chalicelib.config import Settings
+from chalicelib.sqs import stand_in_credentials
 
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 # Connection failures, read timeouts and 5xx are retried, as boto3's standard mode does. Each of
@@ -63,8 +63,7 @@ class SqsWire:
         self._url = f"{parts.scheme}://{parts.netloc}/"
         self._host = parts.netloc
         self._region = cfg.aws_region
-        if cfg.is_local and cfg.aws_endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
-            # LocalStack and moto accept any credentials; don't make developers invent some.
+        if stand_in_credentials(cfg):
             self._credentials: Any = Credentials("test", "test")
         else:
             self._credentials = get_session().get_credentials()
