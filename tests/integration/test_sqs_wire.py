@@ -168,7 +168,16 @@ def checking_sqs() -> Iterator[_CheckingSqs]:
     server.server_close()
 
 
-def _prod(server: _CheckingSqs) -> Settings:
+def _prod(
+    server: _CheckingSqs, monkeypatch: pytest.MonkeyPatch, secret: str, token: str | None = None
+) -> Settings:
+    """Settings of a real stage pointed at `server`, with credentials in the environment."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    if token is None:
+        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    else:
+        monkeypatch.setenv("AWS_SESSION_TOKEN", token)
     host, port = server.server_address[:2]
     return Settings("prod", "", "", f"http://{host}:{port}", "eu-west-1", "p")
 
@@ -176,10 +185,7 @@ def _prod(server: _CheckingSqs) -> Settings:
 def test_requests_carry_a_valid_signature_with_the_environment_credentials(
     checking_sqs: _CheckingSqs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "right-secret")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "a-session-token")
-    wire = SqsWire(_prod(checking_sqs))
+    wire = SqsWire(_prod(checking_sqs, monkeypatch, "right-secret", "a-session-token"))
     assert wire.receive_message(QueueUrl="https://example.invalid/1/q.fifo") == {"Messages": []}
     headers = checking_sqs.seen[-1]
     assert headers["x-amz-target"] == "AmazonSQS.ReceiveMessage"
@@ -192,22 +198,18 @@ def test_requests_carry_a_valid_signature_with_the_environment_credentials(
 def test_a_wrong_secret_is_refused(
     checking_sqs: _CheckingSqs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    wire = SqsWire(_prod(checking_sqs, monkeypatch, "wrong-secret"))
     with pytest.raises(SqsError) as raised:
-        SqsWire(_prod(checking_sqs)).delete_message_batch(QueueUrl="q", Entries=[])
+        wire.delete_message_batch(QueueUrl="q", Entries=[])
     assert (raised.value.code, raised.value.status) == ("SignatureDoesNotMatch", 403)
 
 
 def test_a_failing_endpoint_is_retried_then_reported(
     checking_sqs: _CheckingSqs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "right-secret")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    wire = SqsWire(_prod(checking_sqs, monkeypatch, "right-secret"))
     checking_sqs.broken = True
     with pytest.raises(SqsError) as raised:
-        SqsWire(_prod(checking_sqs)).receive_message(QueueUrl="q")
+        wire.receive_message(QueueUrl="q")
     assert (raised.value.code, raised.value.status) == ("BadReply", 502)
     assert len(checking_sqs.seen) == 4  # the first try and three retries
