@@ -7,6 +7,7 @@ matcher drains a queue depends on how much CPU each of them spends per message. 
         ...
     meter.seconds()  # {"matcher": 1.2, "matcher's SQS process": 0.7, "postgres": 0.9, ...}
     meter.seconds(t0, t1)  # between two perf_counter times: leaves out start-up and shutdown
+    meter.machine(t0, t1)  # the whole machine's CPU seconds: {"busy": .., "stolen": .., "idle": ..}
 
 Processes are sampled every `interval_s`, so each figure is right to about one interval.
 """
@@ -33,6 +34,14 @@ def _cpu_and_parent(pid: int) -> tuple[float, int] | None:
     return (int(fields[11]) + int(fields[12])) / _TICK, int(fields[1])
 
 
+def _machine() -> tuple[float, float, float]:
+    """The machine's CPU seconds so far, all cores: (busy, stolen by the hypervisor, idle)."""
+    fields = [int(v) for v in (_PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    busy = user + nice + system + irq + softirq
+    return busy / _TICK, steal / _TICK, (idle + iowait) / _TICK
+
+
 def _cmdline(pid: int) -> str:
     try:
         return (_PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -52,6 +61,7 @@ class CpuMeter:
         self._me = os.getpid()
         self._party: dict[int, str | None] = {}  # pid -> party (None: not ours to count)
         self._samples: dict[int, list[tuple[float, float]]] = {}  # pid -> (perf_counter, cpu)
+        self._machine: list[tuple[float, tuple[float, float, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
 
@@ -78,6 +88,7 @@ class CpuMeter:
                 read = _cpu_and_parent(pid)
                 self._party[pid] = None if read is None else self._classify(pid, read[1])
         now = time.perf_counter()
+        self._machine.append((now, _machine()))
         for pid, party in self._party.items():
             if party is not None:
                 read = _cpu_and_parent(pid)
@@ -115,6 +126,27 @@ class CpuMeter:
             first = samples[0][1] if start is None else _at(samples, start, born=0.0)
             out[party] = out.get(party, 0.0) + _at(samples, end) - first
         return out
+
+    def machine(self, start: float | None = None, end: float | None = None) -> dict[str, float]:
+        """The whole machine's CPU seconds between two perf_counter times, all cores: "busy"
+        (every process, ours or not), "stolen" (by the hypervisor from this VM: on a shared
+        host, the figures of a run it took much from are not comparable) and "idle"."""
+        if len(self._machine) < 2:
+            return {}
+        times = [t for t, _ in self._machine]
+        i = 0 if start is None else max(0, bisect.bisect_right(times, start) - 1)
+        j = len(times) - 1 if end is None else max(0, bisect.bisect_right(times, end) - 1)
+        a, b = self._machine[i][1], self._machine[j][1]
+        return {k: b[n] - a[n] for n, k in enumerate(("busy", "stolen", "idle"))}
+
+
+def machine_line(seconds: dict[str, float]) -> str:
+    """Shares of the machine's CPU time: "busy 78%, stolen 9%, idle 13% of 2 cores"."""
+    total = sum(seconds.values())
+    if total <= 0:
+        return "n/a (no /proc here)"
+    shares = ", ".join(f"{k} {v / total:.0%}" for k, v in seconds.items())
+    return f"{shares} of {os.cpu_count()} cores"
 
 
 def _at(samples: list[tuple[float, float]], t: float | None, born: float | None = None) -> float:

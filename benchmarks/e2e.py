@@ -37,7 +37,9 @@ The ratio matcher/bare is the share of the queue's own rate the matcher keeps (t
    process, Postgres, LocalStack, Redis, during the median one-product drain and during the bare
    loops. Where the SQS endpoint shares the machine's cores with the matcher and Postgres, the
    matcher can only drain as fast as all of their CPU per message fits on those cores, while
-   the bare loop has them to itself: this is what the ratio is made of.
+   the bare loop has them to itself: this is what the ratio is made of. And the whole machine's
+   CPU time over the same windows: busy, idle, and stolen by the hypervisor (a VM on a shared
+   host: a run it took much from runs slower throughout, so compare figures within one run).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # before the logger is
 
 import psycopg
 
-from benchmarks.cpu_meter import CpuMeter
+from benchmarks.cpu_meter import CpuMeter, machine_line
 from chalicelib import balances, catalog, order_queue, queues
 from chalicelib.cache import redis_client
 from chalicelib.config import Settings
@@ -247,10 +249,17 @@ def bare_queue(cfg: Settings, n: int) -> tuple[list[queues.QueueSpec], str]:
     return spec, url
 
 
-def bare(cfg: Settings, n: int, cpu: dict[str, float] | None = None, client: str = "wire") -> float:
+def bare(
+    cfg: Settings,
+    n: int,
+    cpu: dict[str, float] | None = None,
+    client: str = "wire",
+    machine: dict[str, float] | None = None,
+) -> float:
     """Messages/s of receive(10) + DeleteMessageBatch in one loop on a pre-filled queue, no
-    processing: the baseline. `cpu`, if given, gets the CPU seconds per party (cpu_meter.py).
-    client: "wire", the matcher's own SQS client (sqs_wire.py), or "boto3"."""
+    processing: the baseline. `cpu`, if given, gets the CPU seconds per party and `machine`
+    the whole machine's (cpu_meter.py). client: "wire", the matcher's own SQS client
+    (sqs_wire.py), or "boto3"."""
     spec, url = bare_queue(cfg, n)
     calls: Any = SqsWire(cfg) if client == "wire" else sqs_client(cfg)
     got = 0
@@ -272,6 +281,9 @@ def bare(cfg: Settings, n: int, cpu: dict[str, float] | None = None, client: str
     if cpu is not None:
         for party, seconds in meter.seconds().items():
             cpu[party] = cpu.get(party, 0.0) + seconds
+    if machine is not None:
+        for kind, seconds in meter.machine().items():
+            machine[kind] = machine.get(kind, 0.0) + seconds
     if isinstance(calls, SqsWire):
         calls.close()
     queues.delete_queues(sqs_client(cfg), spec)
@@ -335,6 +347,7 @@ class Drained:
     trades: int
     starved: float  # the share of the drain the settlers waited for a received batch
     cpu: dict[str, float]  # CPU seconds per party (cpu_meter.py) over the drain
+    machine: dict[str, float]  # the whole machine's CPU seconds: busy, stolen, idle
 
 
 def drain(cfg: Settings, products: list[str], total: int, options: Options) -> Drained:
@@ -351,6 +364,7 @@ def drain(cfg: Settings, products: list[str], total: int, options: Options) -> D
         sum(s.trades for s in stats),
         sum(s.starved for s in stats) / len(stats) / (end - start),
         meter.seconds(start, end),
+        meter.machine(start, end),
     )
 
 
@@ -396,6 +410,7 @@ def report(name: str, d: Drained) -> None:
     print(f"  the settler waited for a received batch {starved:.0%} of the drain")
     batches = sum(c.messages for c in cycles) / 10
     print("  CPU ms per 10 messages: " + cpu_line(d.cpu, batches, {}))
+    print("  the machine during the drain: " + machine_line(d.machine))
     if cycles and cycles[0].detail:
         keys = sorted({k for c in cycles for k in c.detail})
         med = {k: statistics.median(c.detail.get(k, 0.0) * 1000 for c in cycles) for k in keys}
@@ -467,13 +482,14 @@ def main() -> int:
             # just before and just after it, and the run with the median ratio is reported.
             runs: list[tuple[float, Drained]] = []
             bare_cpu: dict[str, float] = {}
+            bare_machine: dict[str, float] = {}
             boto_cpu: dict[str, float] = {}
             boto = [bare(cfg, args.orders, cpu=boto_cpu, client="boto3")]
             for r in range(args.repeat):
-                before = bare(cfg, args.orders, cpu=bare_cpu)
+                before = bare(cfg, args.orders, cpu=bare_cpu, machine=bare_machine)
                 sent = fill(cfg, conn, "BTC-USD", args.orders, 1 + r)
                 one = drain(cfg, ["BTC-USD"], sent, options)
-                after = bare(cfg, args.orders, cpu=bare_cpu)
+                after = bare(cfg, args.orders, cpu=bare_cpu, machine=bare_machine)
                 ratio = one.rate / ((before + after) / 2)
                 runs.append((ratio, one))
                 print(
@@ -500,6 +516,7 @@ def main() -> int:
                     {"matcher": "the loop (sqs_wire)"},
                 )
             )
+            print("  the machine during the bare loops: " + machine_line(bare_machine))
             print(
                 "  the same with boto3: "
                 + cpu_line(boto_cpu, 2 * args.orders / 10, {"matcher": "the loop (boto3)"})
