@@ -61,7 +61,9 @@ class CpuMeter:
         self._me = os.getpid()
         self._party: dict[int, str | None] = {}  # pid -> party (None: not ours to count)
         self._samples: dict[int, list[tuple[float, float]]] = {}  # pid -> (perf_counter, cpu)
-        self._machine: list[tuple[float, tuple[float, float, float]]] = []
+        self._machine: dict[str, list[tuple[float, float]]] = {
+            kind: [] for kind in ("busy", "stolen", "idle")
+        }  # kind -> (perf_counter, the machine's CPU seconds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
 
@@ -88,7 +90,8 @@ class CpuMeter:
                 read = _cpu_and_parent(pid)
                 self._party[pid] = None if read is None else self._classify(pid, read[1])
         now = time.perf_counter()
-        self._machine.append((now, _machine()))
+        for kind, seconds in zip(self._machine, _machine(), strict=True):
+            self._machine[kind].append((now, seconds))
         for pid, party in self._party.items():
             if party is not None:
                 read = _cpu_and_parent(pid)
@@ -131,13 +134,11 @@ class CpuMeter:
         """The whole machine's CPU seconds between two perf_counter times, all cores: "busy"
         (every process, ours or not), "stolen" (by the hypervisor from this VM: on a shared
         host, the figures of a run it took much from are not comparable) and "idle"."""
-        if len(self._machine) < 2:
-            return {}
-        times = [t for t, _ in self._machine]
-        i = 0 if start is None else max(0, bisect.bisect_right(times, start) - 1)
-        j = len(times) - 1 if end is None else max(0, bisect.bisect_right(times, end) - 1)
-        a, b = self._machine[i][1], self._machine[j][1]
-        return {k: b[n] - a[n] for n, k in enumerate(("busy", "stolen", "idle"))}
+        return {
+            kind: _at(samples, end) - (samples[0][1] if start is None else _at(samples, start))
+            for kind, samples in self._machine.items()
+            if samples
+        }
 
 
 def machine_line(seconds: dict[str, float]) -> str:
