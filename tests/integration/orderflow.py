@@ -48,9 +48,14 @@ class Flow:
 
     # ------------------------------------------------------------------ accounts
 
-    def user(self, **funds: str) -> str:
-        """A user with deposits of the given decimal amounts, e.g. user(USD="1000", BTC="1")."""
+    def user(self, group: int | None = None, **funds: str) -> str:
+        """A user with deposits of the given decimal amounts, e.g. user(USD="1000", BTC="1");
+        with `group`, one whose messages travel in that message group of every product."""
         user_id = str(uuid.uuid4())
+        if group is not None:
+            # The group is the id's low bits (order_queue.group_id); the version bits stay.
+            n = order_queue.GROUPS_PER_PRODUCT
+            user_id = str(uuid.UUID(int=uuid.UUID(user_id).int // n * n + group))
         with self.conn.transaction():
             self.conn.execute(
                 "INSERT INTO users (id, email, password_hash) VALUES (%s, %s, 'x')",

@@ -24,7 +24,8 @@ def _backlog(flow: Flow, n: int, seed: int) -> list[tuple[str, str]]:
     """n crossing orders (and a cancel every fifth) from 12 accounts, all sent before any
     matcher runs: a backlog spread over the product's message groups."""
     rng = random.Random(seed)
-    users = [flow.user(BTC="10", USD="1000000") for _ in range(12)]
+    # One group each, so the seed alone decides how the backlog spreads over the groups.
+    users = [flow.user(group=g, BTC="10", USD="1000000") for g in range(12)]
     commands: list[tuple[str, str]] = []
     mine: dict[str, list[str]] = {u: [] for u in users}
     outbox: list[QueueMessage] = []
