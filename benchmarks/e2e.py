@@ -40,6 +40,8 @@ The ratio matcher/bare is the share of the queue's own rate the matcher keeps (t
    the bare loop has them to itself: this is what the ratio is made of. And the whole machine's
    CPU time over the same windows: busy, idle, and stolen by the hypervisor (a VM on a shared
    host: a run it took much from runs slower throughout, so compare figures within one run).
+   From these, the drain's CPU ceiling: its rate if every core were busy all the time, as a
+   share of the bare loop, and the CPU per 10 messages that a ratio of 80% allows at most.
 """
 
 from __future__ import annotations
@@ -417,6 +419,24 @@ def report(name: str, d: Drained) -> None:
         print("  write parts ms: " + ", ".join(f"{k[2:]} {v:.2f}" for k, v in med.items()))
 
 
+def ceiling(d: Drained, bare_rate: float) -> None:
+    """What the drain's CPU per message allows at best: the rate if every core were busy all
+    the time. A ratio above ceiling / bare cannot come from removing waits, only from less CPU
+    per message (any party's: LocalStack, Postgres and Redis share the cores)."""
+    cores = os.cpu_count() or 1
+    messages = sum(c.messages for c in d.cycles)
+    seconds = sum(d.cpu.values())
+    if not messages or not seconds:
+        return
+    best = cores * messages / seconds
+    need = cores * 10_000 / (0.8 * bare_rate)  # CPU ms per 10 messages at 80% of the bare loop
+    print(
+        f"  the drain's CPU ceiling: {best:,.0f} orders/s with all {cores} cores busy "
+        f"({best / bare_rate:.0%} of the bare loop); 80% needs at most {need:.1f} CPU ms "
+        "per 10 messages"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", type=int, default=3000, help="commands per product")
@@ -508,6 +528,7 @@ def main() -> int:
                 f"  ratio matcher/bare: {ratio:.0%} median of "
                 f"{', '.join(f'{run[0]:.0%}' for run in runs)}"
             )
+            ceiling(one, one.rate / ratio)
             print(
                 "  the bare loop's CPU ms per 10 messages: "
                 + cpu_line(
