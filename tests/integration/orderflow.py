@@ -56,6 +56,7 @@ class Flow:
             # The group is the id's low bits (order_queue.group_id); the version bits stay.
             n = order_queue.GROUPS_PER_PRODUCT
             user_id = str(uuid.UUID(int=uuid.UUID(user_id).int // n * n + group))
+            assert order_queue.group_id("P", user_id) == f"P.{group}"  # the mapping's own word
         with self.conn.transaction():
             self.conn.execute(
                 "INSERT INTO users (id, email, password_hash) VALUES (%s, %s, 'x')",
