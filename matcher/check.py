@@ -9,7 +9,7 @@ Each check adds a line per violation (capped per check) to the report:
    size - filled_size - stp_size. Market orders are never open. A finished order holds nothing.
    And an account's hold equals the holds of its live orders (plus pending withdrawals).
 3. ledger: per balance row, the sum of its ledger amounts == available + hold; every ledger
-   row's order and product exist (no foreign key checks them: migration 0007).
+   row's balance, order and product exist (no foreign key checks them: migrations 0007, 0008).
 4. trades: each has one maker and one taker order, both existing orders of its product (no
    foreign key checks them either), on opposite sides, at the maker's price; every order's
    filled_size / executed_value / fill_fees equal its trades' sums.
@@ -177,12 +177,15 @@ def _ledger(conn: psycopg.Connection, report: Report) -> None:
     ):
         report.bad("ledger", f"balance {balance_id} is {balance}, its ledger sums to {ledger}")
     for entry_id, missing in conn.execute(
-        """SELECT l.id, CASE WHEN l.order_id IS NOT NULL AND o.id IS NULL
+        """SELECT l.id, CASE WHEN b.id IS NULL THEN 'balance ' || l.balance_id
+                             WHEN l.order_id IS NOT NULL AND o.id IS NULL
                              THEN 'order ' || l.order_id ELSE 'product ' || l.product_id END
            FROM ledger_entries l
+           LEFT JOIN balances b ON b.id = l.balance_id
            LEFT JOIN orders o ON o.id = l.order_id
            LEFT JOIN products p ON p.id = l.product_id
-           WHERE (l.order_id IS NOT NULL AND o.id IS NULL)
+           WHERE b.id IS NULL
+              OR (l.order_id IS NOT NULL AND o.id IS NULL)
               OR (l.product_id IS NOT NULL AND p.id IS NULL)
            LIMIT 100"""
     ):

@@ -1,5 +1,6 @@
-"""`exchange check` verifies the references of trades and ledger rows to orders and products,
-which no foreign key checks since migration 0007 (matcher/check.py, checks 3 and 4).
+"""`exchange check` verifies the references of trades and ledger rows to orders, products and
+balances, which no foreign key checks since migrations 0007 and 0008 (matcher/check.py, checks 3
+and 4).
 
 Each test runs a matcher in-process on a database of its own (the `flow` fixture), so it may
 corrupt rows freely.
@@ -69,3 +70,13 @@ def test_a_ledger_row_naming_a_missing_order_or_product_is_reported(flow: Flow) 
     problems = _problems(flow, "ledger")
     assert any(f"ledger entry {ids[0]} names order {ghost}" in p for p in problems), problems
     assert any(f"ledger entry {ids[1]} names product DOGE-USD" in p for p in problems), problems
+
+
+def test_a_ledger_row_naming_a_missing_balance_is_reported(flow: Flow) -> None:
+    _trade(flow)
+    (entry_id,) = flow.conn.execute("SELECT max(id) FROM ledger_entries").fetchone()
+    ghost = str(uuid.uuid4())
+    # Possible only because no foreign key checks it since migration 0008.
+    flow.conn.execute("UPDATE ledger_entries SET balance_id = %s WHERE id = %s", (ghost, entry_id))
+    problems = _problems(flow, "ledger")
+    assert any(f"ledger entry {entry_id} names balance {ghost}" in p for p in problems), problems

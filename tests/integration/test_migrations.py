@@ -52,6 +52,7 @@ ALL = [
     "0005.check-checkpoints",
     "0006.write-checks",
     "0007.history-references",
+    "0008.ledger-balance-reference",
 ]
 
 
