@@ -15,9 +15,12 @@ if missing) with a database and queue prefix of its own, dropped afterwards. Fig
    measured before and after each of the matcher's one-product drains (LocalStack drifts; the
    mean of the two is that drain's baseline), after a warm-up; `--repeat` drains,
    and the run with the median ratio is reported in full. Also the matcher's own SQS process
-   (its receivers, credit and deletes) with no settler, and with a stand-in settler that spins
-   4 ms of CPU per batch: what the pipeline allows a matcher whose work costs that much CPU
-   here, beside LocalStack.
+   (its receivers, credit and deletes) with no settler; with a stand-in settler that waits 3 ms
+   per batch without CPU (a serial stage as long as the real settle, spent waiting as for a
+   commit): what the pipeline allows when the work runs elsewhere, as Postgres and Redis do in
+   production; and with one that spins 4 ms of CPU per batch: what it allows a matcher whose
+   work costs that much CPU here, beside LocalStack. And two bare loops at once against one: how
+   much the endpoint gains from concurrent calls (LocalStack: none, it serves one at a time).
 2. matcher, one product: N orders (limit orders around one price, about half of them crossing,
    a cancel every tenth) from 50 accounts, placed as the API places them, pre-filled, then
    drained by the matcher; orders/s from its first receive to its last delete. Per settled
@@ -257,17 +260,25 @@ def bare(
     cpu: dict[str, float] | None = None,
     client: str = "wire",
     machine: dict[str, float] | None = None,
+    loops: int = 1,
 ) -> float:
     """Messages/s of receive(10) + DeleteMessageBatch in one loop on a pre-filled queue, no
     processing: the baseline. `cpu`, if given, gets the CPU seconds per party and `machine`
     the whole machine's (cpu_meter.py). client: "wire", the matcher's own SQS client
-    (sqs_wire.py), or "boto3"."""
+    (sqs_wire.py), or "boto3". `loops`: that many such loops at once, on threads, counted until
+    the last delete (a loop that found the queue empty waits out its long poll)."""
     spec, url = bare_queue(cfg, n)
-    calls: Any = SqsWire(cfg) if client == "wire" else sqs_client(cfg)
+    calls: Any = SqsWire(cfg, connections=loops + 1) if client == "wire" else sqs_client(cfg)
     got = 0
-    start = time.perf_counter()
-    with CpuMeter(database_name(cfg)) as meter:
-        while got < n:
+    last = 0.0
+    lock = threading.Lock()
+
+    def loop() -> None:
+        nonlocal got, last
+        while True:
+            with lock:
+                if got >= n:
+                    return
             msgs = calls.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             msgs = msgs.get("Messages", [])
             if msgs:
@@ -278,8 +289,21 @@ def bare(
                         for i, m in enumerate(msgs)
                     ],
                 )
-                got += len(msgs)
-    rate = n / (time.perf_counter() - start)
+                with lock:
+                    got += len(msgs)
+                    last = time.perf_counter()
+
+    start = time.perf_counter()
+    with CpuMeter(database_name(cfg)) as meter:
+        if loops == 1:
+            loop()
+        else:
+            threads = [threading.Thread(target=loop) for _ in range(loops)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    rate = n / (last - start)
     if cpu is not None:
         for party, seconds in meter.seconds().items():
             cpu[party] = cpu.get(party, 0.0) + seconds
@@ -292,11 +316,14 @@ def bare(
     return rate
 
 
-def pipeline(cfg: Settings, n: int, options: Options, burn_ms: float) -> float:
+def pipeline(
+    cfg: Settings, n: int, options: Options, burn_ms: float, wait_ms: float = 0.0
+) -> float:
     """Messages/s through the matcher's own SQS process (sqs_io.py: its receivers, credit and
-    deletes) with a stand-in for the settler that spins `burn_ms` of CPU per batch in this
-    process (0: none). What the pipeline allows the matcher when its work costs that much CPU on
-    this machine's cores, beside LocalStack."""
+    deletes) with a stand-in for the settler that, per batch, sleeps `wait_ms` (no CPU, as the
+    settler waits for its commit) and then spins `burn_ms` of CPU in this process (0, 0: no
+    settler). What the pipeline allows the matcher when its serial stage takes that long, and
+    when its work costs that much CPU on this machine's cores, beside LocalStack."""
     spec, url = bare_queue(cfg, n)
     credit = max(options.prefetch, options.receivers)
     sqs = SqsProcess(cfg, url, options.receivers, options.wait_s, credit)
@@ -309,6 +336,8 @@ def pipeline(cfg: Settings, n: int, options: Options, burn_ms: float) -> float:
         if message[0] == "batch":
             start = start or message[2]
             sqs.send("credit", 1)
+            if wait_ms:
+                time.sleep(wait_ms / 1000)
             until = time.perf_counter() + burn_ms / 1000
             while time.perf_counter() < until:
                 pass
@@ -492,11 +521,21 @@ def main() -> int:
         with psycopg.connect(url, autocommit=True) as conn:
             bare(cfg, 500)  # LocalStack's first few hundred messages run slower: warm it up
             alone = bare(cfg, args.orders)
-            idle, busy = (pipeline(cfg, args.orders, options, ms) for ms in (0, 4))
+            idle = pipeline(cfg, args.orders, options, 0)
+            waiting = pipeline(cfg, args.orders, options, 0, wait_ms=3)
+            busy = pipeline(cfg, args.orders, options, 4)
             print(
                 f"the matcher's SQS process with no settler: {idle:,.0f} messages/s; with a "
-                f"stand-in settler spinning 4 ms of CPU per batch: {busy:,.0f} "
+                f"stand-in settler that waits 3 ms per batch using no CPU: {waiting:,.0f} "
+                f"({waiting / alone:.0%}); that spins 4 ms of CPU per batch: {busy:,.0f} "
                 f"({busy / alone:.0%} of the bare loop's {alone:,.0f} just before)"
+            )
+            two = bare(cfg, args.orders, loops=2)
+            one = bare(cfg, args.orders)
+            serial = "serves one call at a time" if two / one < 1.2 else "serves calls in parallel"
+            print(
+                f"two bare loops at once: {two:,.0f} messages/s, {two / one:.2f}x one loop's "
+                f"{one:,.0f} just after: the endpoint {serial}"
             )
             # LocalStack's rate drifts during a run: each drain is compared with a bare drain
             # just before and just after it, and the run with the median ratio is reported.
