@@ -31,9 +31,10 @@ if missing) with a database and queue prefix of its own, dropped afterwards. Fig
    delete. And the share of the drain the settler spent waiting for a received batch: when it
    is high, the matcher waits on SQS, not SQS on the matcher.
 3. the same with three products at once (one pipeline each).
-4. the matcher under a steady flow (`--steady` orders/s for 10 s; by default half the median
-   one-product drain's rate, so about half its capacity on this machine)
-   instead of a backlog: the same per-batch cycle figures when the machine is not saturated.
+4. the matcher under a steady flow (`--steady` orders/s for `--steady-seconds`, 10 by default;
+   the rate by default half the median one-product drain's, so about half its capacity on this
+   machine) instead of a backlog: the same per-batch cycle figures when the machine is not
+   saturated.
 The ratio matcher/bare is the share of the queue's own rate the matcher keeps (target >= 80%).
 
 5. CPU ms per 10 messages, per party (cpu_meter.py, Linux): the matcher's process, its SQS
@@ -480,6 +481,7 @@ def main() -> int:
         type=int,
         help="orders/s of the steady-flow run (default: half the one-product drain's rate)",
     )
+    ap.add_argument("--steady-seconds", type=int, default=10, help="length of the steady run")
     args = ap.parse_args()
     options = Options(
         wait_s=1,
@@ -587,12 +589,12 @@ def main() -> int:
             report("matcher, 3 products", drain(cfg, three, sent, options))
 
             rate = args.steady or max(10, round(one.rate / 20) * 10)
-            cycles = steady(cfg, conn, "ETH-USD", rate, 10, options)
+            cycles = steady(cfg, conn, "ETH-USD", rate, args.steady_seconds, options)
             settle = [c.settle * 1000 for c in cycles]
             proc = [c.processing * 1000 for c in cycles]
             full = [(c.processing + c.receive + c.delete) * 1000 for c in cycles]
             print(
-                f"matcher, 1 product at a steady {rate} orders/s for 10 s "
+                f"matcher, 1 product at a steady {rate} orders/s for {args.steady_seconds} s "
                 f"({len(cycles)} batches of {statistics.mean(c.messages for c in cycles):.1f}):"
             )
             for name, values in (
