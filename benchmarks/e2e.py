@@ -34,7 +34,8 @@ if missing) with a database and queue prefix of its own, dropped afterwards. Fig
 4. the matcher under a steady flow (`--steady` orders/s for `--steady-seconds`, 10 by default;
    the rate by default half the median one-product drain's, so about half its capacity on this
    machine) instead of a backlog: the same per-batch cycle figures when the machine is not
-   saturated.
+   saturated, and each order's latency from its send returning (the API answering) to its
+   batch's commit and to its market data on the feed.
 The ratio matcher/bare is the share of the queue's own rate the matcher keeps (target >= 80%).
 
 5. CPU ms per 10 messages, per party (cpu_meter.py, Linux): the matcher's process, its SQS
@@ -205,11 +206,11 @@ def steady(
     rate: int,
     seconds: float,
     options: Options,
-) -> list[Cycle]:
+) -> tuple[list[Cycle], Latency]:
     """The matcher under a steady flow of `rate` orders/s (batches of 10 sent on a clock) rather
-    than a backlog: the per-batch cycle when the machine is not saturated. The sends come from
-    a process of their own, as the API's do: in the matcher's process their CPU would hold its
-    GIL."""
+    than a backlog: the per-batch cycle when the machine is not saturated, and each order's
+    latency from its send. The sends come from a process of their own, as the API's do: in the
+    matcher's process their CPU would hold its GIL."""
     messages = place(conn, product_id, int(rate * seconds), 99)
     distinct = len({msg.dedup_id for msg in messages})
     url = order_queue.queue_url(sqs_client(cfg), cfg, product_id)
@@ -218,26 +219,60 @@ def steady(
     thread.start()
     # From 3 s on: the product is owned and its SQS process has started (perf_counter is
     # CLOCK_MONOTONIC, the same clock in both processes).
-    sender = multiprocessing.get_context("spawn").Process(
-        target=send_paced, args=(cfg, url, messages, rate, time.perf_counter() + 3)
+    ctx = multiprocessing.get_context("spawn")
+    receiving, sending = ctx.Pipe(duplex=False)
+    sender = ctx.Process(
+        target=send_paced, args=(cfg, url, messages, rate, time.perf_counter() + 3, sending)
     )
     sender.start()
+    sending.close()
     stats = finish(m, thread, distinct, 120)
+    sent_at: dict[str, float] = receiving.recv()
     sender.join()
     assert sender.exitcode == 0, "the sender failed"
-    return [c for s in stats for c in s.cycles]
+    cycles = [c for s in stats for c in s.cycles]
+    latency = Latency([], [])
+    for c in cycles:
+        for dedup_id in c.dedup_ids:
+            t = sent_at.get(dedup_id)
+            if t is not None:
+                latency.committed.append((c.committed_at - t) * 1000)
+                latency.published.append((c.published_at - t) * 1000)
+    return cycles, latency
+
+
+@dataclass
+class Latency:
+    """Per order, ms from the moment its send to the queue returned (the API answering) to its
+    batch's commit (visible in the REST API), and to its market data being published (the feed)."""
+
+    committed: list[float]
+    published: list[float]
 
 
 def send_paced(
-    cfg: Settings, url: str, messages: list[QueueMessage], rate: int, start: float
+    cfg: Settings,
+    url: str,
+    messages: list[QueueMessage],
+    rate: int,
+    start: float,
+    report: Any,
 ) -> None:
+    """Send the messages in batches of 10 on a clock; report when each send returned."""
     sqs = sqs_client(cfg)
+    sent_at: dict[str, float] = {}
     time.sleep(max(0.0, start - time.perf_counter()))
     due = time.perf_counter()
     for i in range(0, len(messages), 10):
-        assert not order_queue.send_batch(sqs, url, messages[i : i + 10])
+        batch = messages[i : i + 10]
+        assert not order_queue.send_batch(sqs, url, batch)
+        now = time.perf_counter()
+        for msg in batch:
+            sent_at.setdefault(msg.dedup_id, now)  # a repeated cancel: SQS keeps the first
         due += 10 / rate
         time.sleep(max(0.0, due - time.perf_counter()))
+    report.send(sent_at)
+    report.close()
 
 
 def bare_queue(cfg: Settings, n: int) -> tuple[list[queues.QueueSpec], str]:
@@ -589,7 +624,7 @@ def main() -> int:
             report("matcher, 3 products", drain(cfg, three, sent, options))
 
             rate = args.steady or max(10, round(one.rate / 20) * 10)
-            cycles = steady(cfg, conn, "ETH-USD", rate, args.steady_seconds, options)
+            cycles, latency = steady(cfg, conn, "ETH-USD", rate, args.steady_seconds, options)
             settle = [c.settle * 1000 for c in cycles]
             proc = [c.processing * 1000 for c in cycles]
             full = [(c.processing + c.receive + c.delete) * 1000 for c in cycles]
@@ -601,10 +636,18 @@ def main() -> int:
                 ("settle (load+match+write)", settle),
                 ("cycle excl. SQS (all work)", proc),
                 ("cycle incl. SQS", full),
+                ("order sent -> committed", latency.committed),
+                ("order sent -> on the feed", latency.published),
             ):
                 print(
                     f"  {name:<27}p50 {pct(values, 0.5):6.2f} ms  p99 {pct(values, 0.99):6.2f} ms"
                 )
+            print(
+                f"  (incl. SQS counts a receive from its call, so at a steady flow it includes the "
+                f"long poll's wait for the next message; the last two lines follow each of "
+                f"{len(latency.committed):,} orders from the moment its send returned, as the "
+                f"API answers)"
+            )
 
         from matcher.check import run_check
 

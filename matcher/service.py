@@ -112,6 +112,11 @@ class Cycle:
     publish: float
     delete: float
     detail: dict[str, float] = field(default_factory=dict)  # the write's statements
+    # perf_counter when the batch had committed and when its market data was published, and its
+    # messages' deduplication ids: an order's latency from its send (benchmarks/e2e.py).
+    committed_at: float = 0.0
+    published_at: float = 0.0
+    dedup_ids: tuple[str, ...] = ()
 
     @property
     def settle(self) -> float:
@@ -162,6 +167,7 @@ class _Settled:
     parts: list[_Received]
     result: BatchResult
     taken: float  # when the settler took the first part
+    committed: float  # when its transaction had committed
 
 
 @dataclass
@@ -437,8 +443,9 @@ class ProductWorker(threading.Thread):
             except BaseException:
                 self._release(parts)  # for whoever settles the product next, without delay
                 raise
+            committed = time.perf_counter()
             self.m.faults.hit("after_commit")
-            self._outbox.put(_Settled(parts, result, taken))
+            self._outbox.put(_Settled(parts, result, taken, committed))
 
     def _full_publish(self) -> None:
         """Pause here, between two batches, while the poster rewrites market data from the
@@ -583,6 +590,9 @@ class ProductWorker(threading.Thread):
                     t3 - t2,
                     t5 - t4,
                     {k: v for k, v in tm.items() if k.startswith("w_")},
+                    done.committed,
+                    t3,
+                    tuple(r.message.dedup_id for p in done.parts for r in p.batch if r.message),
                 )
             )
 

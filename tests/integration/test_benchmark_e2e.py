@@ -39,6 +39,9 @@ def test_the_e2e_benchmark_prints_every_figure_and_its_books_check(
         "the drain's CPU ceiling",
         "matcher, 3 products",
         "matcher, 1 product at a steady 200 orders/s for 2 s",
+        "order sent -> committed",
+        "order sent -> on the feed",
+        "the last two lines follow each of",
         "exchange check: OK",
     ):
         assert line in run.stdout, run.stdout
