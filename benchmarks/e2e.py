@@ -78,11 +78,11 @@ from chalicelib.cache import redis_client
 from chalicelib.config import Settings
 from chalicelib.order_queue import QueueMessage
 from chalicelib.sqs import sqs_client
+from chalicelib.sqs_wire import SqsWire, message_client
 from matcher.books import decimal_units
 from matcher.faults import Faults
 from matcher.service import Cycle, Matcher, Options, Stats
 from matcher.sqs_io import SqsProcess
-from matcher.sqs_wire import SqsWire
 from ops import migrations, services
 
 MIDS = {"BTC-USD": "30000.00", "ETH-USD": "2000.00", "ETH-BTC": "0.06667"}
@@ -258,8 +258,9 @@ def send_paced(
     start: float,
     report: Any,
 ) -> None:
-    """Send the messages in batches of 10 on a clock; report when each send returned."""
-    sqs = sqs_client(cfg)
+    """Send the messages in batches of 10 on a clock, with the API's client; report when each
+    send returned."""
+    sqs = message_client(cfg)
     sent_at: dict[str, float] = {}
     time.sleep(max(0.0, start - time.perf_counter()))
     due = time.perf_counter()

@@ -24,6 +24,7 @@ from chalicelib.errors import BadRequest, NotFound
 from chalicelib.logs import logger
 from chalicelib.order_requests import OrderRequest, check_band
 from chalicelib.sqs import sqs_client
+from chalicelib.sqs_wire import message_client
 
 ORDER_COLUMNS = """id, client_oid, product_id, side, type, price, size, funds, time_in_force,
     post_only, stp, status, done_reason, reject_reason, filled_size, executed_value, fill_fees,
@@ -245,16 +246,15 @@ def place(user_id: str, request: OrderRequest) -> dict[str, Any]:
 
 def _publish(message: order_queue.QueueMessage) -> None:
     cfg = settings()
-    client = sqs_client(cfg)
     try:
         key = (cfg.queue_prefix, message.product_id)
         with _queue_lock:
             url = _queue_urls.get(key)
         if url is None:
-            url = order_queue.queue_url(client, cfg, message.product_id)
+            url = order_queue.queue_url(sqs_client(cfg), cfg, message.product_id)
             with _queue_lock:
                 _queue_urls[key] = url
-        order_queue.send(client, url, message)
+        order_queue.send(message_client(cfg), url, message)
     except Exception:
         # The order is safe in Postgres with its funds held; the matcher's sweeper resends it.
         logger.exception(

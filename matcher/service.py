@@ -54,6 +54,7 @@ from chalicelib.logs import logger
 from chalicelib.market_keys import keys_for
 from chalicelib.order_queue import QueueMessage
 from chalicelib.sqs import sqs_client
+from chalicelib.sqs_wire import message_client
 from matcher import books, publisher, sweeper
 from matcher.books import OrderState
 from matcher.faults import Faults
@@ -733,7 +734,9 @@ class Matcher:
                     self.sqs, self.cfg, product_id
                 )
                 self._urls[product_id] = url
-                sent = sweeper.sweep(self._sweep_conn, self.sqs, url, product_id, o.sweep_after_s)
+                sent = sweeper.sweep(
+                    self._sweep_conn, message_client(self.cfg), url, product_id, o.sweep_after_s
+                )
                 if sent:
                     logger.info(
                         "re-sent pending orders", extra={"product_id": product_id, "n": sent}

@@ -96,7 +96,7 @@ def _serve(
         os.nice(NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from matcher.sqs_wire import SqsWire
+    from chalicelib.sqs_wire import SqsWire
 
     sqs = SqsWire(Settings(**cfg_fields), connections=receivers + 1)
     lock = threading.Lock()

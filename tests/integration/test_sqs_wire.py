@@ -1,4 +1,4 @@
-"""The matcher's SQS client (matcher/sqs_wire.py) against the SQS endpoint, and its signatures
+"""The per-message SQS client (chalicelib/sqs_wire.py) against the SQS endpoint, and its signatures
 against an independent SigV4 check (LocalStack and moto accept any signature; AWS does not)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from chalicelib import queues
 from chalicelib.config import Settings
 from chalicelib.sqs import sqs_client
-from matcher.sqs_wire import SqsError, SqsWire
+from chalicelib.sqs_wire import SqsError, SqsWire
 
 
 def _queue(settings: Settings) -> str:
@@ -69,6 +69,33 @@ def test_receive_release_and_delete_as_boto3_would(settings: Settings) -> None:
         QueueUrl=url, Entries=[{**e, "VisibilityTimeout": 0} for e in entries]
     )
     assert receive() == []  # deleted for good: releasing stale handles brings nothing back
+
+
+def test_send_and_send_batch_as_boto3_would(settings: Settings) -> None:
+    """What the API and the sweeper send: boto3 receives it, and a repeated deduplication id
+    is one message."""
+    boto, wire, url = sqs_client(settings), SqsWire(settings), _queue(settings)
+    first = str(uuid.uuid4())
+    sent = wire.send_message(
+        QueueUrl=url, MessageBody=first, MessageGroupId="g", MessageDeduplicationId=first
+    )
+    again = wire.send_message(
+        QueueUrl=url, MessageBody=first, MessageGroupId="g", MessageDeduplicationId=first
+    )
+    assert sent["MessageId"] == again["MessageId"]  # the same message, kept once
+    assert sent["MD5OfMessageBody"] == hashlib.md5(first.encode()).hexdigest()
+    rest = [str(uuid.uuid4()) for _ in range(3)]
+    batch = wire.send_message_batch(
+        QueueUrl=url,
+        Entries=[
+            {"Id": str(i), "MessageBody": b, "MessageGroupId": "g", "MessageDeduplicationId": b}
+            for i, b in enumerate(rest)
+        ],
+    )
+    assert sorted(s["Id"] for s in batch["Successful"]) == ["0", "1", "2"]
+    assert batch.get("Failed", []) == []
+    got = boto.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    assert [m["Body"] for m in got["Messages"]] == [first, *rest]
 
 
 def test_an_unknown_queue_is_an_error_with_its_code(settings: Settings) -> None:

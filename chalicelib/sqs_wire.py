@@ -1,22 +1,24 @@
-"""SQS's message calls over its JSON protocol, for the matcher's hot path.
+"""SQS's message calls over its JSON protocol: the per-message calls of the matcher and the API.
 
 Why not boto3 there: a boto3 call spends about 1 ms of CPU before and after the network (request
-model validation, event hooks, endpoint rules, response parsing), and the matcher makes two per
-batch of 10 on cores it shares with Postgres and, locally, the SQS stand-in. This client spends
-about 0.5 ms (benchmarks/e2e.py prints both bare loops: 1.0 against 2.3-2.5 ms of client CPU per
-receive + delete). What is hard stays in well-kept
-libraries: signing and credentials are botocore's (SigV4Auth, the default credential chain, so
-an ECS task role refreshes as under boto3) and HTTP is a urllib3 connection pool. Only the
-request and reply shapes are ours, and for these calls the JSON that AWS sends is exactly the
-dict boto3 returns, so the methods take boto3's keyword names and return boto3's replies.
+model validation, event hooks, endpoint rules, response parsing). The matcher makes two per batch
+of 10 on cores it shares with Postgres and, locally, the SQS stand-in, and the API makes one per
+order, inside the request it answers. This client spends about 0.3 ms (benchmarks/e2e.py prints
+both bare loops: 0.7-0.8 against 1.5-1.8 ms of client CPU per receive + delete). What is hard
+stays in well-kept libraries: signing and credentials are botocore's (SigV4Auth, the default
+credential chain, so an ECS task role or a Lambda's role refreshes as under boto3) and HTTP is a
+urllib3 connection pool. Only the request and reply shapes are ours, and for these calls the
+JSON that AWS sends is exactly the dict boto3 returns, so the methods take boto3's keyword names
+and return boto3's replies. `message_client` gives each process one, as sqs.sqs_client does
+boto3's.
 
-Queue administration (create, attributes, URLs) and the API's sends stay on boto3 (sqs.py):
-they are not per message.
+Queue administration (create, attributes, URLs) stays on boto3 (sqs.py): it is not per message.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +28,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.session import get_session
 
-from chalicelib.config import Settings
+from chalicelib.config import Settings, settings
 from chalicelib.sqs import stand_in_credentials
 
 _CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -118,6 +120,27 @@ class SqsWire:
             params["MessageSystemAttributeNames"] = AttributeNames
         return self.call("ReceiveMessage", params)
 
+    def send_message(
+        self,
+        *,
+        QueueUrl: str,
+        MessageBody: str,
+        MessageGroupId: str,
+        MessageDeduplicationId: str,
+    ) -> dict[str, Any]:
+        return self.call(
+            "SendMessage",
+            {
+                "QueueUrl": QueueUrl,
+                "MessageBody": MessageBody,
+                "MessageGroupId": MessageGroupId,
+                "MessageDeduplicationId": MessageDeduplicationId,
+            },
+        )
+
+    def send_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.call("SendMessageBatch", {"QueueUrl": QueueUrl, "Entries": Entries})
+
     def delete_message_batch(
         self, *, QueueUrl: str, Entries: list[dict[str, Any]]
     ) -> dict[str, Any]:
@@ -130,3 +153,18 @@ class SqsWire:
 
     def close(self) -> None:
         self._pool.close()
+
+
+_clients: dict[tuple[str | None, str], SqsWire] = {}
+_lock = threading.Lock()
+
+
+def message_client(cfg: Settings | None = None) -> SqsWire:
+    """The process's client for one endpoint and region, shared by its threads."""
+    cfg = cfg or settings()
+    key = (cfg.aws_endpoint_url, cfg.aws_region)
+    with _lock:
+        found = _clients.get(key)
+        if found is None:
+            found = _clients[key] = SqsWire(cfg, connections=8)
+        return found
