@@ -33,8 +33,9 @@ from chalicelib.sqs import stand_in_credentials
 
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 # Connection failures, read timeouts and 5xx are retried, as boto3's standard mode does. Each of
-# our calls is safe to repeat: a delete or release repeats harmlessly, and the messages a lost
-# receive took come back after their visibility timeout, retried or not.
+# our calls is safe to repeat: a send repeats under the same deduplication id (FIFO keeps one), a
+# delete or release repeats harmlessly, and the messages a lost receive took come back after
+# their visibility timeout, retried or not.
 _RETRIES = urllib3.Retry(
     total=3,
     connect=3,
