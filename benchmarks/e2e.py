@@ -77,8 +77,8 @@ from chalicelib import balances, catalog, order_queue, queues
 from chalicelib.cache import redis_client
 from chalicelib.config import Settings
 from chalicelib.order_queue import QueueMessage
-from chalicelib.sqs import sqs_client
-from chalicelib.sqs_wire import SqsWire, message_client
+from chalicelib.sqs import message_client, sqs_client
+from chalicelib.sqs_wire import SqsWire
 from matcher.books import decimal_units
 from matcher.faults import Faults
 from matcher.service import Cycle, Matcher, Options, Stats

@@ -38,6 +38,12 @@ class Settings:
         return self.stage in LOCAL_STAGES
 
 
+def stand_in_credentials(cfg: Settings) -> bool:
+    """LocalStack and moto accept any credentials: locally, don't make developers invent some
+    (unless they set their own)."""
+    return bool(cfg.is_local and cfg.aws_endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"))
+
+
 def _required(name: str, stage: str, local_default: str) -> str:
     value = os.environ.get(name)
     if value:

@@ -23,8 +23,7 @@ from chalicelib.config import settings
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.logs import logger
 from chalicelib.order_requests import OrderRequest, check_band
-from chalicelib.sqs import sqs_client
-from chalicelib.sqs_wire import message_client
+from chalicelib.sqs import message_client, sqs_client
 
 ORDER_COLUMNS = """id, client_oid, product_id, side, type, price, size, funds, time_in_force,
     post_only, stp, status, done_reason, reject_reason, filled_size, executed_value, fill_fees,

@@ -9,8 +9,7 @@ stays in well-kept libraries: signing and credentials are botocore's (SigV4Auth,
 credential chain, so an ECS task role or a Lambda's role refreshes as under boto3) and HTTP is a
 urllib3 connection pool. Only the request and reply shapes are ours, and for these calls the
 JSON that AWS sends is exactly the dict boto3 returns, so the methods take boto3's keyword names
-and return boto3's replies. `message_client` gives each process one, as sqs.sqs_client does
-boto3's.
+and return boto3's replies. sqs.message_client gives each process one.
 
 Queue administration (create, attributes, URLs) stays on boto3 (sqs.py): it is not per message.
 """
@@ -18,7 +17,6 @@ Queue administration (create, attributes, URLs) stays on boto3 (sqs.py): it is n
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,8 +26,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.session import get_session
 
-from chalicelib.config import Settings, settings
-from chalicelib.sqs import stand_in_credentials
+from chalicelib.config import Settings, stand_in_credentials
 
 _CONTENT_TYPE = "application/x-amz-json-1.0"
 # Connection failures, read timeouts and 5xx are retried, as boto3's standard mode does. Each of
@@ -154,18 +151,3 @@ class SqsWire:
 
     def close(self) -> None:
         self._pool.close()
-
-
-_clients: dict[tuple[str | None, str], SqsWire] = {}
-_lock = threading.Lock()
-
-
-def message_client(cfg: Settings | None = None) -> SqsWire:
-    """The process's client for one endpoint and region, shared by its threads."""
-    cfg = cfg or settings()
-    key = (cfg.aws_endpoint_url, cfg.aws_region)
-    with _lock:
-        found = _clients.get(key)
-        if found is None:
-            found = _clients[key] = SqsWire(cfg, connections=8)
-        return found

@@ -53,8 +53,7 @@ from chalicelib.config import Settings
 from chalicelib.logs import logger
 from chalicelib.market_keys import keys_for
 from chalicelib.order_queue import QueueMessage
-from chalicelib.sqs import sqs_client
-from chalicelib.sqs_wire import message_client
+from chalicelib.sqs import message_client, sqs_client
 from matcher import books, publisher, sweeper
 from matcher.books import OrderState
 from matcher.faults import Faults
