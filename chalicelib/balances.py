@@ -154,21 +154,28 @@ class Move:
     ref: LedgerRef | None = None
 
 
-def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
-    """Apply many moves in ONE statement: the batch form of credit/debit/spend_hold/release_hold.
+@dataclass(frozen=True, slots=True)
+class MovesSql:
+    """Many moves as the parts of ONE statement (`moves_sql`): `ctes` are WITH items that lock,
+    update and ledger the rows, with `params` for their placeholders in order; `check` is a
+    select-list expression (no placeholders) that fails the statement with EX001 unless every
+    summed row could take its moves. A caller may put the parts in a statement of its own (the
+    matcher writes a whole batch so), or run them alone with `apply_moves`."""
+
+    ctes: str
+    params: list[object]
+    check: str
+
+
+def moves_sql(moves: list[Move]) -> MovesSql | None:
+    """The statement parts of `moves` (None: there are none).
 
     The moves are summed per (user, asset); the statement locks those rows in (user, asset)
     order (so two writers touching the same accounts can never deadlock), updates them, and
     inserts the ledger row of every balance-changing move, in the given order, each carrying
-    the balance just after it (the row's final balance minus the moves that follow it). Being
-    one statement it also pipelines (psycopg's pipeline mode) with the caller's other writes.
-
-    If any row would go below zero the statement fails on the server (a `write_check`), which
-    aborts the caller's transaction: InsufficientFunds is raised here, or in pipeline mode
-    where the pipeline syncs, inside the caller's `db.write_checks(FUNDS_CHECK)`.
-    """
+    the balance just after it (the row's final balance minus the moves that follow it)."""
     if not moves:
-        return
+        return None
     net: dict[tuple[str, str], list[int]] = {}
     ledger: list[list[object]] = [[] for _ in range(9)]
     for m in moves:
@@ -197,44 +204,54 @@ def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
         d[0] += m.available
         d[1] += m.hold
     keys = sorted(net)
-    with write_checks(FUNDS_CHECK):
-        conn.execute(
-            """WITH v AS (
+    return MovesSql(
+        """mv AS (
              SELECT * FROM unnest(%s::uuid[], %s::text[], %s::numeric[], %s::numeric[])
-               AS v(user_id, asset, da, dh)),
-           locked AS MATERIALIZED (
-             SELECT b.id FROM balances b JOIN v USING (user_id, asset)
+               AS mv(user_id, asset, da, dh)),
+           mv_locked AS MATERIALIZED (
+             SELECT b.id FROM balances b JOIN mv USING (user_id, asset)
              ORDER BY b.user_id, b.asset FOR UPDATE OF b),
-           upd AS (
-             UPDATE balances b SET available = b.available + v.da, hold = b.hold + v.dh
-             FROM v, locked
-             WHERE locked.id = b.id AND b.user_id = v.user_id AND b.asset = v.asset
-               AND b.available + v.da >= 0 AND b.hold + v.dh >= 0
+           mv_upd AS (
+             UPDATE balances b SET available = b.available + mv.da, hold = b.hold + mv.dh
+             FROM mv, mv_locked
+             WHERE mv_locked.id = b.id AND b.user_id = mv.user_id AND b.asset = mv.asset
+               AND b.available + mv.da >= 0 AND b.hold + mv.dh >= 0
              RETURNING b.id, b.user_id, b.asset, b.available + b.hold AS balance),
-           l AS (
+           mv_ledger AS (
              SELECT * FROM unnest(%s::int4[], %s::uuid[], %s::text[], %s::numeric[], %s::text[],
                                   %s::uuid[], %s::text[], %s::int8[], %s::uuid[])
                AS l(i, user_id, asset, amount, type, order_id, product_id, trade_id,
                     transfer_id)),
-           ins AS (
+           mv_ins AS (
              INSERT INTO ledger_entries (balance_id, amount, balance, type, order_id,
                product_id, trade_id, transfer_id)
-             SELECT upd.id, l.amount, upd.balance - coalesce(sum(l.amount) OVER (
+             SELECT u.id, l.amount, u.balance - coalesce(sum(l.amount) OVER (
                       PARTITION BY l.user_id, l.asset ORDER BY l.i
                       ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 0),
                     l.type, l.order_id, l.product_id, l.trade_id, l.transfer_id
-             FROM l JOIN upd USING (user_id, asset) ORDER BY l.i)
-           SELECT write_check(count(*) = %s, 'EX001',
-                              (%s - count(*)) || ' of ' || %s || ' accounts short')
-           FROM upd""",
-            [
-                array_text([k[0] for k in keys]),
-                array_text([k[1] for k in keys]),
-                array_text([net[k][0] for k in keys]),
-                array_text([net[k][1] for k in keys]),
-                *map(array_text, ledger),
-                len(keys),
-                len(keys),
-                len(keys),
-            ],
-        )
+             FROM mv_ledger l JOIN mv_upd u USING (user_id, asset) ORDER BY l.i)""",
+        [
+            array_text([k[0] for k in keys]),
+            array_text([k[1] for k in keys]),
+            array_text([net[k][0] for k in keys]),
+            array_text([net[k][1] for k in keys]),
+            *map(array_text, ledger),
+        ],
+        """write_check((SELECT count(*) FROM mv_upd) = (SELECT count(*) FROM mv), 'EX001',
+             ((SELECT count(*) FROM mv) - (SELECT count(*) FROM mv_upd)) || ' of '
+             || (SELECT count(*) FROM mv) || ' accounts short')""",
+    )
+
+
+def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
+    """Apply many moves in ONE statement: the batch form of credit/debit/spend_hold/release_hold
+    (`moves_sql` says how).
+
+    If any row would go below zero the statement fails on the server (a `write_check`), which
+    aborts the caller's transaction: InsufficientFunds is raised.
+    """
+    parts = moves_sql(moves)
+    if parts is None:
+        return
+    with write_checks(FUNDS_CHECK):
+        conn.execute(f"WITH {parts.ctes} SELECT {parts.check}", parts.params)

@@ -2,11 +2,12 @@
 
 `settle_batch` runs a batch of queue messages through a product's book and writes everything
 they caused in one transaction: order rows, trades (consecutive trade ids), balance moves with
-their ledger rows (chalicelib.balances.apply_moves), and the product's fence. The transaction
-opens with the fence itself: `UPDATE product_state ... WHERE last_seq = <the book's seq before
+their ledger rows (chalicelib.balances.moves_sql), and the product's fence. The transaction
+starts with the fence itself: `UPDATE product_state ... WHERE last_seq = <the book's seq before
 the batch>` both locks the row and proves nobody else wrote this product since we loaded it.
 If it matches no row, the transaction aborts, `Fenced` is raised and the caller reloads the
-book and redoes the batch. The statements and the commit take one round trip (`_write`).
+book and redoes the batch. The batch is ONE statement, so its writes and its commit take one
+round trip (`_write`).
 
 Any error leaves the in-memory book ahead of Postgres, so callers must reload it (books.load)
 after an exception; nothing here is swallowed.
@@ -14,7 +15,6 @@ after an exception; nothing here is swallowed.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from chalicelib.balances import FUNDS_CHECK, InsufficientFunds, LedgerRef, Move, apply_moves
+from chalicelib.balances import FUNDS_CHECK, InsufficientFunds, LedgerRef, Move, moves_sql
 from chalicelib.catalog import fee_account
 from chalicelib.db import array_text, write_checks
 from chalicelib.order_queue import QueueMessage
@@ -361,81 +361,81 @@ def _write(
     result: BatchResult,
     before_commit: Callable[[], None] | None,
 ) -> None:
-    """Every statement of the batch and its commit in ONE round trip: in pipeline mode,
-    autocommit, the statements up to the pipeline's Sync are one implicit transaction, which
-    the server commits at the Sync if all of them succeeded and rolls back otherwise. So the
-    batch's checks run inside its statements (`write_check`, migration 0006) and abort it there:
-    the fence (EX002 -> Fenced), every changed order still live (EX003 -> Conflict) and every
-    balance still >= 0 (EX001 -> InsufficientFunds)."""
+    """The whole batch as ONE statement (`_statement`) in autocommit: its own transaction, sent
+    to the server in one write and committed there if it succeeds, so it can never commit in
+    part. Its checks abort it on the server (`write_check`, migration 0006): the fence (EX002 ->
+    Fenced), every changed order still live (EX003 -> Conflict) and every balance still >= 0
+    (EX001 -> InsufficientFunds).
+
+    Why one statement rather than one per table in psycopg's pipeline mode (one round trip
+    too): psycopg flushes each statement of a pipeline to the socket as it is queued, and
+    every send on loopback wakes the server. Sampled during a drain, those sends were a seventh
+    of the matcher's CPU (benchmarks/e2e.py); one statement is one send."""
     product_id = loaded.rules.product.id
     t = time.perf_counter()
+    sql, params = _statement(loaded, work, changed, result)
+    if before_commit is not None:
+        before_commit()  # the batch is built and not sent: nothing of it can commit
+    sent = time.perf_counter()
     try:
-        with write_checks(_CHECKS), conn.pipeline() as pipe:
-            try:
-                fence = _send(conn, loaded, work, changed, result, before_commit)
-            except BaseException:
-                _abandon(conn)
-                raise
-            sent = time.perf_counter()
-            pipe.sync()
-            fenced_row = fence.fetchone()
-            assert fenced_row is not None
-            result.time = fenced_row[1]  # now(): the transaction's time, trades.created_at's
+        with write_checks(_CHECKS):
+            row = conn.execute(sql, params).fetchone()
     except (psycopg.errors.IntegrityError, InsufficientFunds, Conflict) as exc:
         # A stale writer may fail on what the current owner already wrote (trade ids, spent
         # holds) before its fence is read. Say so.
         if _fence_moved(conn, product_id, result.seq_before):
             raise Fenced(product_id) from exc
         raise
-    # w_build: the statements built and sent; w_commit: until the server committed them.
+    assert row is not None
+    result.time = row[-1]  # now(): the transaction's time, trades.created_at's
+    # w_build: the statement built; w_commit: from its send until the server committed it.
     result.timings.update(w_build=sent - t, w_commit=time.perf_counter() - sent)
 
 
-def _send(
-    conn: psycopg.Connection,
-    loaded: LoadedBook,
-    work: _Batch,
-    changed: list[OrderState],
-    result: BatchResult,
-    before_commit: Callable[[], None] | None,
-) -> psycopg.Cursor[Any]:
-    """Every statement of the batch, in pipeline mode; returns the fence's cursor."""
+def _statement(
+    loaded: LoadedBook, work: _Batch, changed: list[OrderState], result: BatchResult
+) -> tuple[str, list[Any]]:
+    """The batch's statement and its parameters: the fence, the order rows, the trades and the
+    balance moves as data-modifying WITH items, and a select list of their checks, fence first.
+
+    The checks read the items they check, and Postgres runs an item when it is first read: so
+    the fence's UPDATE runs (and locks the product's row) before anything else, and a stale
+    matcher's statement stops there. Items nothing reads (the inserts) run at the end."""
     product_id = loaded.rules.product.id
-    fence = conn.execute(
-        """WITH f AS (
+    ctes = [
+        """fence AS (
              UPDATE product_state
              SET last_seq = %s, last_trade_id = %s, updated_at = now()
              WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s
-             RETURNING now() AS at)
-           SELECT write_check(count(*) = 1, 'EX002', 'fenced: ' || %s), max(at)
-           FROM f""",
-        (
-            result.seq_after,
-            work.next_trade_id - 1,
-            product_id,
-            result.seq_before,
-            loaded.last_trade_id,
-            product_id,
-        ),
-    )
+             RETURNING now() AS at)"""
+    ]
+    params: list[Any] = [
+        result.seq_after,
+        work.next_trade_id - 1,
+        product_id,
+        result.seq_before,
+        loaded.last_trade_id,
+    ]
+    checks = ["write_check((SELECT count(*) FROM fence) = 1, 'EX002', 'fenced: ' || %s)"]
+    check_params: list[Any] = [product_id]
     if changed:
-        _write_orders(conn, changed)
+        ctes.append(_ORDERS_CTE)
+        params += _orders_params(changed)
+        checks.append(
+            """write_check((SELECT count(*) FROM changed_orders) = %s, 'EX003',
+                 (%s - (SELECT count(*) FROM changed_orders)) || ' order(s) were no longer live')"""
+        )
+        check_params += [len(changed), len(changed)]
     if work.trades:
-        _write_trades(conn, product_id, work.trades)
-    apply_moves(conn, work.moves)
-    if before_commit is not None:
-        before_commit()  # everything sent, nothing committed: no Sync yet
-    return fence
-
-
-def _abandon(conn: psycopg.Connection) -> None:
-    """Roll back a batch abandoned before its Sync. The pipeline's exit sends a Sync whatever
-    happened in its block, and Postgres commits at a Sync every statement before it that
-    succeeded: a batch abandoned half-sent (an error while building a statement, an exception
-    from the hook) would commit half a batch (orders and trades without their balance moves).
-    One statement that fails makes the Sync roll the whole implicit transaction back."""
-    with contextlib.suppress(psycopg.Error):  # a dead connection commits nothing anyway
-        conn.execute("SELECT write_check(false, 'EX000', 'batch abandoned before its commit')")
+        ctes.append(_TRADES_CTE)
+        params += _trades_params(product_id, work.trades)
+    moves = moves_sql(work.moves)
+    if moves is not None:
+        ctes.append(moves.ctes)
+        params += moves.params
+        checks.append(moves.check)
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(checks)}, (SELECT max(at) FROM fence)"
+    return sql, params + check_params
 
 
 def _fence_moved(conn: psycopg.Connection, product_id: str, seq: int) -> bool:
@@ -445,16 +445,32 @@ def _fence_moved(conn: psycopg.Connection, product_id: str, seq: int) -> bool:
     return row is None or int(row[0]) != seq
 
 
-def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> None:
-    """Every changed order must still be live (pending or open) in Postgres: else EX003.
+# Every changed order must still be live (pending or open) in Postgres: else EX003 (`_statement`).
+# The rows are found by primary key, whatever the statistics say (with `key_lookups_only`).
+# Written as `o.status IN ('pending', 'open')`, the condition matches the partial index
+# `orders_live`, and a planner that believes there are few live orders (a table not analyzed
+# since it grew) reads every live order of every product for each batch: 1,000-3,000 rows in
+# the benchmark instead of 10. `NOT IN ('done', 'rejected')` says the same (the status CHECK
+# allows only these four) without offering that index, and `o.id = ANY(...)` gives the primary
+# key a condition of its own.
+_ORDERS_CTE = """changed_orders AS (
+           UPDATE orders o SET status = ch.status, done_reason = ch.done_reason,
+             reject_reason = ch.reject_reason, hold_amount = ch.hold_amount,
+             filled_size = ch.filled_size, executed_value = ch.executed_value,
+             fill_fees = ch.fill_fees, stp_size = ch.stp_size, seq = ch.seq,
+             accepted_seq = ch.accepted_seq, cancel_seq = ch.cancel_seq,
+             done_at = CASE WHEN ch.done THEN now() ELSE o.done_at END
+           FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::numeric[],
+                       %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::int8[],
+                       %s::int8[], %s::int8[], %s::bool[])
+             AS ch(id, status, done_reason, reject_reason, hold_amount, filled_size,
+                   executed_value, fill_fees, stp_size, seq, accepted_seq, cancel_seq, done)
+           WHERE o.id = ch.id AND o.id = ANY(%s::uuid[])
+             AND o.status NOT IN ('done', 'rejected')
+           RETURNING 1)"""
 
-    The rows are found by primary key, whatever the statistics say (with `key_lookups_only`).
-    Written as `o.status IN ('pending', 'open')`, the condition matches the partial index
-    `orders_live`, and a planner that believes there are few live orders (a table not analyzed
-    since it grew) reads every live order of every product for each batch: 1,000-3,000 rows
-    in the benchmark instead of 10. `NOT IN ('done', 'rejected')` says the same (the status
-    CHECK allows only these four) without offering that index, and `o.id = ANY(...)` gives
-    the primary key a condition of its own."""
+
+def _orders_params(changed: list[OrderState]) -> list[str]:
     cols: list[list[Any]] = [[] for _ in range(13)]
     for o in changed:
         values = (
@@ -475,38 +491,19 @@ def _write_orders(conn: psycopg.Connection, changed: list[OrderState]) -> None:
         for col, v in zip(cols, values, strict=True):
             col.append(v)
     arrays = [array_text(col) for col in cols]  # arrays[0]: the ids
-    conn.execute(
-        """WITH u AS (
-           UPDATE orders o SET status = v.status, done_reason = v.done_reason,
-             reject_reason = v.reject_reason, hold_amount = v.hold_amount,
-             filled_size = v.filled_size, executed_value = v.executed_value,
-             fill_fees = v.fill_fees, stp_size = v.stp_size, seq = v.seq,
-             accepted_seq = v.accepted_seq, cancel_seq = v.cancel_seq,
-             done_at = CASE WHEN v.done THEN now() ELSE o.done_at END
-           FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::numeric[],
-                       %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::int8[],
-                       %s::int8[], %s::int8[], %s::bool[])
-             AS v(id, status, done_reason, reject_reason, hold_amount, filled_size,
-                  executed_value, fill_fees, stp_size, seq, accepted_seq, cancel_seq, done)
-           WHERE o.id = v.id AND o.id = ANY(%s::uuid[])
-             AND o.status NOT IN ('done', 'rejected')
-           RETURNING 1)
-           SELECT write_check(count(*) = %s, 'EX003',
-                              (%s - count(*)) || ' order(s) were no longer live')
-           FROM u""",
-        [*arrays, arrays[0], len(changed), len(changed)],
-    )
+    return [*arrays, arrays[0]]
 
 
-def _write_trades(conn: psycopg.Connection, product_id: str, trades: list[Trade]) -> None:
+_TRADES_CTE = """new_trades AS (
+           INSERT INTO trades (product_id, trade_id, seq, maker_order_id, taker_order_id,
+             maker_side, price, size, funds, maker_fee, taker_fee)
+           SELECT %s, * FROM unnest(%s::int8[], %s::int8[], %s::uuid[], %s::uuid[], %s::text[],
+             %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[]))"""
+
+
+def _trades_params(product_id: str, trades: list[Trade]) -> list[str]:
     cols: list[list[Any]] = [[] for _ in range(10)]
     for t in trades:
         for col, v in zip(cols, t, strict=True):
             col.append(v)
-    conn.execute(
-        """INSERT INTO trades (product_id, trade_id, seq, maker_order_id, taker_order_id,
-             maker_side, price, size, funds, maker_fee, taker_fee)
-           SELECT %s, * FROM unnest(%s::int8[], %s::int8[], %s::uuid[], %s::uuid[], %s::text[],
-             %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])""",
-        [product_id, *map(array_text, cols)],
-    )
+    return [product_id, *map(array_text, cols)]

@@ -366,10 +366,9 @@ def test_a_batch_reads_its_own_orders_not_the_book(flow: Flow) -> None:
 def test_a_batch_abandoned_before_its_commit_writes_nothing(
     flow: Flow, monkeypatch: pytest.MonkeyPatch, fails: str
 ) -> None:
-    """psycopg's pipeline sends a Sync on leaving its block even when the block raised, and
-    Postgres commits at a Sync every statement sent before it: an exception after the first
-    statements (a bug while building the next one, the hook) must still leave nothing of the
-    batch, not its orders and trades without their balance moves."""
+    """An exception while the batch's statement is built (a bug in its balance moves) or from
+    the hook before its commit leaves nothing of the batch: not its orders and trades without
+    their balance moves."""
     seller, buyer = flow.user(BTC="1"), flow.user(USD="10000")
     ask = flow.place(seller, "BTC-USD", "sell", "30000.00", "0.5", send=False)
     bid = flow.place(buyer, "BTC-USD", "buy", "30100.00", "0.2", send=False)
@@ -384,7 +383,7 @@ def test_a_batch_abandoned_before_its_commit_writes_nothing(
 
     hook = None
     if fails == "building the balance moves":
-        monkeypatch.setattr(settlement, "apply_moves", boom)
+        monkeypatch.setattr(settlement, "moves_sql", boom)
     else:
         hook = boom
     with psycopg.connect(flow.cfg.database_url, autocommit=True) as conn:
