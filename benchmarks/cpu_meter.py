@@ -34,6 +34,14 @@ def _cpu_and_parent(pid: int) -> tuple[float, int] | None:
     return (int(fields[11]) + int(fields[12])) / _TICK, int(fields[1])
 
 
+def backend_cpu(pid: int) -> float:
+    """CPU seconds so far of one process (a Postgres backend, found by pg_backend_pid())."""
+    found = _cpu_and_parent(pid)
+    if found is None:
+        raise LookupError(f"no process {pid}")
+    return found[0]
+
+
 def _machine() -> tuple[float, float, float]:
     """The machine's CPU seconds so far, all cores: (busy, stolen by the hypervisor, idle)."""
     fields = [int(v) for v in (_PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]

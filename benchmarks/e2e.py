@@ -36,9 +36,13 @@ if missing) with a database and queue prefix of its own, dropped afterwards. Fig
    machine) instead of a backlog: the same per-batch cycle figures when the machine is not
    saturated, and each order's latency from its send returning (the API answering) to its
    batch's commit and to its market data on the feed.
+5. settling alone: the one-product drain's kind of orders placed, then settled batch by batch
+   of 10 (`settle_batch`: load, match and the batch's one statement with its commit) on one
+   connection, with no SQS, no Redis and no other thread: the settler's cost per batch when it
+   has the machine to itself (its CPU, its Postgres backend's CPU, and the wall time).
 The ratio matcher/bare is the share of the queue's own rate the matcher keeps (target >= 80%).
 
-5. CPU ms per 10 messages, per party (cpu_meter.py, Linux): the matcher's process, its SQS
+6. CPU ms per 10 messages, per party (cpu_meter.py, Linux): the matcher's process, its SQS
    process, Postgres, LocalStack, Redis, during the median one-product drain and during the bare
    loops. Where the SQS endpoint shares the machine's cores with the matcher and Postgres, the
    matcher can only drain as fast as all of their CPU per message fits on those cores, while
@@ -72,16 +76,18 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # before the logger is
 
 import psycopg
 
-from benchmarks.cpu_meter import CpuMeter, machine_line
+from benchmarks.cpu_meter import CpuMeter, backend_cpu, machine_line
 from chalicelib import balances, catalog, order_queue, queues
 from chalicelib.cache import redis_client
 from chalicelib.config import Settings
 from chalicelib.order_queue import QueueMessage
 from chalicelib.sqs import message_client, sqs_client
 from chalicelib.sqs_wire import SqsWire
+from matcher import books
 from matcher.books import decimal_units
 from matcher.faults import Faults
 from matcher.service import Cycle, Matcher, Options, Stats
+from matcher.settlement import Received, key_lookups_only, settle_batch
 from matcher.sqs_io import SqsProcess
 from ops import migrations, services
 
@@ -436,6 +442,31 @@ def drain(cfg: Settings, products: list[str], total: int, options: Options) -> D
     )
 
 
+def settle_alone(conn: psycopg.Connection, product_id: str, n: int, seed: int) -> None:
+    """Print the settler's cost per batch with the machine to itself: no SQS, Redis or threads."""
+    messages = place(conn, product_id, n, seed)
+    key_lookups_only(conn)
+    loaded = books.load(conn, product_id)
+    backend = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert backend is not None
+    times: list[float] = []
+    cpu, pg = time.thread_time(), backend_cpu(int(backend[0]))
+    start = time.perf_counter()
+    for i in range(0, len(messages), 10):
+        batch = [Received(str(uuid.uuid4()), m) for m in messages[i : i + 10]]
+        t = time.perf_counter()
+        settle_batch(conn, loaded, batch)
+        times.append((time.perf_counter() - t) * 1000)
+    wall = time.perf_counter() - start
+    cpu, pg = time.thread_time() - cpu, backend_cpu(int(backend[0])) - pg
+    print(
+        f"settling alone (one connection; no SQS, Redis or other threads): "
+        f"{len(messages) / wall:,.0f} orders/s; per batch of 10: settle p50 {pct(times, 0.5):.2f} "
+        f"ms, p99 {pct(times, 0.99):.2f} ms; CPU: the settler {cpu / len(times) * 1000:.2f} ms, "
+        f"its Postgres backend {pg / len(times) * 1000:.2f} ms"
+    )
+
+
 def database_name(cfg: Settings) -> str:
     return cfg.database_url.rsplit("/", 1)[1]
 
@@ -649,6 +680,8 @@ def main() -> int:
                 f"{len(latency.committed):,} orders from the moment its send returned, as the "
                 f"API answers)"
             )
+
+            settle_alone(conn, "BTC-USD", args.orders, 99)
 
         from matcher.check import run_check
 

@@ -42,6 +42,7 @@ def test_the_e2e_benchmark_prints_every_figure_and_its_books_check(
         "order sent -> committed",
         "order sent -> on the feed",
         "the last two lines follow each of",
+        "settling alone (one connection; no SQS, Redis or other threads)",
         "exchange check: OK",
     ):
         assert line in run.stdout, run.stdout
