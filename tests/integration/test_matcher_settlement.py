@@ -399,3 +399,43 @@ def test_a_batch_abandoned_before_its_commit_writes_nothing(
         result = settle_batch(conn, books.load(conn, "BTC-USD"), batch)
     assert len(result.trades) == 1 and flow.order(bid)["status"] == "done"
     assert_checked(flow)
+
+
+@pytest.mark.parametrize("tamper", ["an order done meanwhile", "a hold gone meanwhile"])
+def test_a_batch_whose_check_fails_on_the_server_writes_nothing(flow: Flow, tamper: str) -> None:
+    """The batch is one statement whose select list holds its checks: an order no longer live
+    (EX003 -> Conflict) or a balance that cannot take its moves (EX001 -> InsufficientFunds)
+    fails it on the server, after the fence and the other writes have run, and none of them
+    stays: not the fence, the order rows, the trades nor the ledger."""
+    seller, buyer = flow.user(BTC="1"), flow.user(USD="10000")
+    ask = flow.place(seller, "BTC-USD", "sell", "30000.00", "0.5", send=False)
+    bid = flow.place(buyer, "BTC-USD", "buy", "30100.00", "0.2", send=False)
+    batch = [
+        Received(str(uuid.uuid4()), QueueMessage("order", o, "BTC-USD", u))
+        for o, u in ((ask, seller), (bid, buyer))
+    ]
+    with psycopg.connect(flow.cfg.database_url, autocommit=True) as conn:
+        loaded = books.load(conn, "BTC-USD")
+        rows = settlement.load_orders(conn, loaded.rules, [ask, bid])
+        ledger = conn.execute("SELECT count(*) FROM ledger_entries").fetchone()
+        if tamper == "an order done meanwhile":
+            conn.execute(
+                """UPDATE orders SET status = 'done', done_reason = 'canceled', hold_amount = 0,
+                     done_at = now() WHERE id = %s""",
+                (bid,),
+            )
+            expected: type[Exception] = settlement.Conflict
+        else:  # the buyer's hold taken away behind the matcher's back
+            conn.execute(
+                "UPDATE balances SET hold = 0 WHERE user_id = %s AND asset = 'USD'", (buyer,)
+            )
+            expected = settlement.InsufficientFunds
+        with pytest.raises(expected):
+            settle_batch(conn, loaded, batch, rows=rows)
+        assert conn.execute("SELECT count(*) FROM ledger_entries").fetchone() == ledger
+        seq = conn.execute(
+            "SELECT last_seq FROM product_state WHERE product_id = 'BTC-USD'"
+        ).fetchone()
+    assert seq == (0,)
+    assert flow.trades("BTC-USD") == []
+    assert flow.order(ask)["status"] == "pending"
