@@ -362,13 +362,9 @@ def test_a_batch_reads_its_own_orders_not_the_book(flow: Flow) -> None:
     assert_checked(flow)
 
 
-@pytest.mark.parametrize("fails", ["building the balance moves", "the hook before the commit"])
-def test_a_batch_abandoned_before_its_commit_writes_nothing(
-    flow: Flow, monkeypatch: pytest.MonkeyPatch, fails: str
-) -> None:
-    """An exception while the batch's statement is built (a bug in its balance moves) or from
-    the hook before its commit leaves nothing of the batch: not its orders and trades without
-    their balance moves."""
+def _crossing_pair(flow: Flow) -> tuple[str, str, str, str, list[Received]]:
+    """A seller and a buyer whose orders cross, placed and not sent, and their batch:
+    (seller, buyer, ask, bid, batch)."""
     seller, buyer = flow.user(BTC="1"), flow.user(USD="10000")
     ask = flow.place(seller, "BTC-USD", "sell", "30000.00", "0.5", send=False)
     bid = flow.place(buyer, "BTC-USD", "buy", "30100.00", "0.2", send=False)
@@ -376,6 +372,17 @@ def test_a_batch_abandoned_before_its_commit_writes_nothing(
         Received(str(uuid.uuid4()), QueueMessage("order", o, "BTC-USD", u))
         for o, u in ((ask, seller), (bid, buyer))
     ]
+    return seller, buyer, ask, bid, batch
+
+
+@pytest.mark.parametrize("fails", ["building the balance moves", "the hook before the commit"])
+def test_a_batch_abandoned_before_its_commit_writes_nothing(
+    flow: Flow, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """An exception while the batch's statement is built (a bug in its balance moves) or from
+    the hook before its commit leaves nothing of the batch: not its orders and trades without
+    their balance moves."""
+    seller, buyer, ask, bid, batch = _crossing_pair(flow)
     before = [flow.bal(u, a) for u in (seller, buyer) for a in ("BTC", "USD")]
 
     def boom(*_: object) -> None:
@@ -407,13 +414,7 @@ def test_a_batch_whose_check_fails_on_the_server_writes_nothing(flow: Flow, tamp
     (EX003 -> Conflict) or a balance that cannot take its moves (EX001 -> InsufficientFunds)
     fails it on the server, after the fence and the other writes have run, and none of them
     stays: not the fence, the order rows, the trades nor the ledger."""
-    seller, buyer = flow.user(BTC="1"), flow.user(USD="10000")
-    ask = flow.place(seller, "BTC-USD", "sell", "30000.00", "0.5", send=False)
-    bid = flow.place(buyer, "BTC-USD", "buy", "30100.00", "0.2", send=False)
-    batch = [
-        Received(str(uuid.uuid4()), QueueMessage("order", o, "BTC-USD", u))
-        for o, u in ((ask, seller), (bid, buyer))
-    ]
+    _, buyer, ask, bid, batch = _crossing_pair(flow)
     with psycopg.connect(flow.cfg.database_url, autocommit=True) as conn:
         loaded = books.load(conn, "BTC-USD")
         rows = settlement.load_orders(conn, loaded.rules, [ask, bid])
