@@ -111,7 +111,7 @@ class Cycle:
     write: float
     publish: float
     delete: float
-    detail: dict[str, float] = field(default_factory=dict)  # the write's statements
+    detail: dict[str, float] = field(default_factory=dict)  # the write: w_build, w_commit
     # perf_counter when the batch had committed and when its market data was published, and its
     # messages' deduplication ids: an order's latency from its send (benchmarks/e2e.py).
     committed_at: float = 0.0
