@@ -39,10 +39,25 @@ from matcher.settlement import BatchResult, PendingCancelled, Submitted
 SIDES = (BUY, SELL)
 RESEED_TRADES = 1000  # trades put back in a stream found behind Postgres by more than its tail
 DAY_S = 86400
-_FORMATTED_MAX = 100_000  # wire strings kept per kind before the cache starts over
 
 # Shadow of a resting order: [side, price ticks, open lots, priority]
 _SIDE, _PRICE, _LOTS, _PRIO = 0, 1, 2, 3
+
+
+class _WireStrings(dict[int, str]):
+    """Wire strings of counts of one unit (ticks, lots), each formatted on first use."""
+
+    MAX = 100_000  # kept before starting over
+
+    def __init__(self, unit: int, exponent: int, places: int) -> None:
+        super().__init__()
+        self.unit, self.exponent, self.places = unit, exponent, places
+
+    def __missing__(self, count: int) -> str:
+        if len(self) > self.MAX:
+            self.clear()
+        s = self[count] = wire.fixed(count * self.unit, self.exponent, self.places)
+        return s
 
 
 def _minute(ts: float) -> int:
@@ -61,10 +76,10 @@ class Publisher:
         self._tick, self._lot = rules.tick, rules.lot
         self._qexp, self._bexp = p.quote.exponent, p.base.exponent
         self._pplaces, self._splaces = wire.price_places(p), wire.size_places(p)
-        # Wire strings by ticks and by lots: a book reuses few prices and sizes, and formatting
-        # them was a seventh of a publish (benchmarks/market_data.py, sampled).
-        self._prices: dict[int, str] = {}
-        self._sizes: dict[int, str] = {}
+        # A book reuses few prices and sizes, and formatting them was a seventh of a publish
+        # (benchmarks/market_data.py, sampled).
+        self._prices = _WireStrings(self._tick, self._qexp, self._pplaces)
+        self._sizes = _WireStrings(self._lot, self._bexp, self._splaces)
         self.loaded: LoadedBook | None = None  # the book the shadow follows
         self.needs_full = True
         self.sequence = 0
@@ -80,23 +95,13 @@ class Publisher:
     # ------------------------------------------------------------------ formatting
 
     def price(self, ticks: int) -> str:
-        s = self._prices.get(ticks)
-        if s is None:
-            if len(self._prices) > _FORMATTED_MAX:
-                self._prices.clear()
-            s = self._prices[ticks] = wire.fixed(ticks * self._tick, self._qexp, self._pplaces)
-        return s
+        return self._prices[ticks]
 
     def price_units(self, units: int) -> str:
         return wire.fixed(units, self._qexp, self._pplaces)
 
     def size(self, lots: int) -> str:
-        s = self._sizes.get(lots)
-        if s is None:
-            if len(self._sizes) > _FORMATTED_MAX:
-                self._sizes.clear()
-            s = self._sizes[lots] = wire.fixed(lots * self._lot, self._bexp, self._splaces)
-        return s
+        return self._sizes[lots]
 
     def size_units(self, units: int) -> str:
         return wire.fixed(units, self._bexp, self._splaces)
