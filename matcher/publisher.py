@@ -73,13 +73,12 @@ class Publisher:
         p = rules.product
         self.product = p
         self.pid = p.id
-        self._tick, self._lot = rules.tick, rules.lot
         self._qexp, self._bexp = p.quote.exponent, p.base.exponent
         self._pplaces, self._splaces = wire.price_places(p), wire.size_places(p)
         # A book reuses few prices and sizes, and formatting them was a seventh of a publish
         # (benchmarks/market_data.py, sampled).
-        self._prices = _WireStrings(self._tick, self._qexp, self._pplaces)
-        self._sizes = _WireStrings(self._lot, self._bexp, self._splaces)
+        self._prices = _WireStrings(rules.tick, self._qexp, self._pplaces)
+        self._sizes = _WireStrings(rules.lot, self._bexp, self._splaces)
         self.loaded: LoadedBook | None = None  # the book the shadow follows
         self.needs_full = True
         self.sequence = 0
