@@ -32,6 +32,7 @@ test-fast: install      ## unit tests only (no services)
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy chalicelib ops app.py matcher feed --ignore-missing-imports
 
 fmt: install

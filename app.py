@@ -1,11 +1,11 @@
-"""The REST API (Chalice) and the WebSocket feed's handlers. Routes live in chalicelib/routes
-and the WebSocket handlers in chalicelib/ws.py; this file only assembles them. Chalice takes
-WebSocket handlers on the app itself, not on blueprints."""
+"""The REST API (Chalice) and the WebSocket feed's handlers. Routes live in
+chalicelib/api/routes and the WebSocket handlers in chalicelib/marketdata/ws.py; this file only
+assembles them. Chalice takes WebSocket handlers on the app itself, not on blueprints."""
 
 from chalice import Chalice
 
-from chalicelib import ws
-from chalicelib.routes import accounts, auth, dev, market, orders, public
+from chalicelib.api.routes import accounts, auth, dev, market, orders, public
+from chalicelib.marketdata import ws
 
 app = Chalice(app_name="exchange-orderbook")
 for blueprint in (public.bp, market.bp, auth.bp, accounts.bp, orders.bp, dev.bp):

@@ -28,10 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib import catalog, queues  # noqa: E402
-from chalicelib.config import Settings  # noqa: E402
-from chalicelib.signing import sign  # noqa: E402
-from chalicelib.sqs import sqs_client  # noqa: E402
+from chalicelib.core import catalog  # noqa: E402
+from chalicelib.identity.signing import sign  # noqa: E402
+from chalicelib.messaging import queues  # noqa: E402
+from chalicelib.messaging.sqs import sqs_client  # noqa: E402
+from chalicelib.platform.config import Settings  # noqa: E402
 from ops import migrations, services  # noqa: E402
 
 Request = Callable[[], tuple[str, str, bytes | None, dict[str, str]]]

@@ -77,12 +77,13 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # before the logger is
 import psycopg
 
 from benchmarks.cpu_meter import CpuMeter, backend_cpu, machine_line
-from chalicelib import balances, catalog, order_queue, queues
-from chalicelib.cache import redis_client
-from chalicelib.config import Settings
-from chalicelib.order_queue import QueueMessage
-from chalicelib.sqs import message_client, sqs_client
-from chalicelib.sqs_wire import SqsWire
+from chalicelib.core import balances, catalog
+from chalicelib.messaging import order_queue, queues
+from chalicelib.messaging.order_queue import QueueMessage
+from chalicelib.messaging.sqs import message_client, sqs_client
+from chalicelib.messaging.sqs_wire import SqsWire
+from chalicelib.platform.cache import redis_client
+from chalicelib.platform.config import Settings
 from matcher import books
 from matcher.books import decimal_units
 from matcher.faults import Faults

@@ -37,11 +37,11 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 import psycopg
 
-from chalicelib import catalog
-from chalicelib.cache import redis_client
-from chalicelib.config import Settings
-from chalicelib.market_keys import keys_for
-from chalicelib.order_queue import QueueMessage
+from chalicelib.core import catalog
+from chalicelib.core.market_keys import keys_for
+from chalicelib.messaging.order_queue import QueueMessage
+from chalicelib.platform.cache import redis_client
+from chalicelib.platform.config import Settings
 from matcher import books, publisher
 from matcher.settlement import Received, settle_batch
 from ops import migrations, services

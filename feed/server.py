@@ -1,6 +1,6 @@
-"""`exchange feed`: a WebSocket server of the market data feed (chalicelib/feed_protocol.py),
-fed by the matcher's Redis pub/sub messages (market_keys: `feed`). Any number can run side by
-side: each follows Redis on its own.
+"""`exchange feed`: a WebSocket server of the market data feed
+(chalicelib/marketdata/feed_protocol.py), fed by the matcher's Redis pub/sub messages
+(market_keys: `feed`). Any number can run side by side: each follows Redis on its own.
 
 One asyncio task reads Redis; it keeps each product's level-2 book (feed_protocol.L2Follower),
 turns each batch message into the Coinbase messages of each channel, encodes each once, and
@@ -23,12 +23,12 @@ import redis.asyncio as aioredis
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
-from chalicelib import feed_protocol as fp
-from chalicelib import market_data
-from chalicelib.catalog import PRODUCTS
-from chalicelib.config import Settings
-from chalicelib.logs import logger
-from chalicelib.market_keys import Keys, keys_for
+from chalicelib.core.catalog import PRODUCTS
+from chalicelib.core.market_keys import Keys, keys_for
+from chalicelib.marketdata import feed_protocol as fp
+from chalicelib.marketdata import market_data
+from chalicelib.platform.config import Settings
+from chalicelib.platform.logs import logger
 
 
 def _dumps(msg: Any) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from chalicelib.catalog import PRODUCTS, Product
+from chalicelib.core.catalog import PRODUCTS, Product
 from matcher.engine import BUY, LIMIT, Order, OrderBook
 
 # Every column the matcher reads of an order, in this order (see OrderState.from_row).

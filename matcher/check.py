@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from chalicelib.catalog import PRODUCTS
+from chalicelib.core.catalog import PRODUCTS
 from matcher import checkpoints
 from matcher.books import ORDER_COLUMNS, OrderState, Rules
 from matcher.engine import Fill

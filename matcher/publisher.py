@@ -1,6 +1,6 @@
 """Market data to Redis after a batch commits: one MULTI/EXEC pipeline per batch.
 
-The layout is chalicelib/market_keys.py. A `Publisher` per product follows the engine through
+The layout is chalicelib/core/market_keys.py. A `Publisher` per product follows the engine through
 the batch's events (settlement's BatchResult.events) and keeps a shadow of the book's levels
 and resting orders, so a batch costs in proportion to what it changed, never to the book's size:
 the L2 and L3 hashes get only the changed levels and orders, the feed message carries the same
@@ -30,8 +30,8 @@ from typing import Any
 import orjson
 import psycopg
 
-from chalicelib import market_history, wire
-from chalicelib.market_keys import CANDLE_WINDOW_S, TRADES_MAXLEN, Keys, trade_entry_id
+from chalicelib.core import market_history, wire
+from chalicelib.core.market_keys import CANDLE_WINDOW_S, TRADES_MAXLEN, Keys, trade_entry_id
 from matcher.books import LoadedBook, Rules
 from matcher.engine import BUY, SELL, Changed, Done, Fill, Opened
 from matcher.settlement import BatchResult, PendingCancelled, Submitted

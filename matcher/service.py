@@ -5,10 +5,11 @@ Threads: one coordinator (the caller of `run`) and, per owned product, a pipelin
 - the receivers (two by default) long-poll the product's queue and hand each batch to the
   settler. They run in a child process that owns the product's SQS traffic (sqs_io.py: the client's
   CPU would otherwise hold the settler's GIL); a reader thread here takes what it sends. A
-  product's queue is split into message groups by account (chalicelib/order_queue.py) and SQS
-  FIFO holds back only the groups of batches not yet deleted, so receivers fetch the next
-  batches while the settler is busy: SQS round trips overlap with settling instead of adding to
-  it, and two receives in flight return disjoint groups;
+  product's queue is split into message groups by account
+  (chalicelib/messaging/order_queue.py) and SQS FIFO holds back only the groups of batches not
+  yet deleted, so receivers fetch the next batches while the settler is busy: SQS round trips
+  overlap with settling instead of adding to it, and two receives in flight return disjoint
+  groups;
 - the settler owns the product's book and Postgres connection: it takes the batches in the
   order received (that order is the product's sequence), runs the engine and writes each batch
   in ONE transaction (settlement.py). Only this thread ever touches the book;
@@ -46,14 +47,14 @@ from typing import Any
 
 import psycopg
 
-from chalicelib import order_queue
-from chalicelib.cache import redis_client
-from chalicelib.catalog import PRODUCTS
-from chalicelib.config import Settings
-from chalicelib.logs import logger
-from chalicelib.market_keys import keys_for
-from chalicelib.order_queue import QueueMessage
-from chalicelib.sqs import message_client, sqs_client
+from chalicelib.core.catalog import PRODUCTS
+from chalicelib.core.market_keys import keys_for
+from chalicelib.messaging import order_queue
+from chalicelib.messaging.order_queue import QueueMessage
+from chalicelib.messaging.sqs import message_client, sqs_client
+from chalicelib.platform.cache import redis_client
+from chalicelib.platform.config import Settings
+from chalicelib.platform.logs import logger
 from matcher import books, publisher, sweeper
 from matcher.books import OrderState
 from matcher.faults import Faults

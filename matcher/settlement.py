@@ -2,7 +2,7 @@
 
 `settle_batch` runs a batch of queue messages through a product's book and writes everything
 they caused in one transaction: order rows, trades (consecutive trade ids), balance moves with
-their ledger rows (chalicelib.balances.moves_sql), and the product's fence. The transaction
+their ledger rows (chalicelib.core.balances.moves_sql), and the product's fence. The transaction
 starts with the fence itself: `UPDATE product_state ... WHERE last_seq = <the book's seq before
 the batch>` both locks the row and proves nobody else wrote this product since we loaded it.
 If it matches no row, the transaction aborts, `Fenced` is raised and the caller reloads the
@@ -24,10 +24,10 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from chalicelib.balances import FUNDS_CHECK, InsufficientFunds, LedgerRef, Move, moves_sql
-from chalicelib.catalog import fee_account
-from chalicelib.db import array_text, write_checks
-from chalicelib.order_queue import QueueMessage
+from chalicelib.core.balances import FUNDS_CHECK, InsufficientFunds, LedgerRef, Move, moves_sql
+from chalicelib.core.catalog import fee_account
+from chalicelib.messaging.order_queue import QueueMessage
+from chalicelib.platform.db import array_text, write_checks
 from matcher.books import ORDER_COLUMNS, LoadedBook, OrderState, Rules
 from matcher.engine import BUY, LIMIT, SELL, CancelRejected, Changed, Done, Fill, Opened
 

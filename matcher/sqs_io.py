@@ -36,8 +36,8 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from chalicelib.config import Settings
-from chalicelib.logs import logger
+from chalicelib.platform.config import Settings
+from chalicelib.platform.logs import logger
 
 _PR_SET_PDEATHSIG = 1
 NICE = 10  # the SQS process's CPU priority below the worker's (see _serve)
@@ -96,7 +96,7 @@ def _serve(
         os.nice(NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from chalicelib.sqs_wire import SqsWire
+    from chalicelib.messaging.sqs_wire import SqsWire
 
     sqs = SqsWire(Settings(**cfg_fields), connections=receivers + 1)
     lock = threading.Lock()

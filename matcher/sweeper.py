@@ -23,8 +23,8 @@ from typing import Any
 
 import psycopg
 
-from chalicelib import order_queue
-from chalicelib.order_queue import QueueMessage
+from chalicelib.messaging import order_queue
+from chalicelib.messaging.order_queue import QueueMessage
 
 MAX_PER_SWEEP = 100
 

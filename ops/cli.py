@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from chalicelib.config import settings
+from chalicelib.platform.config import settings
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -30,8 +30,9 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_queues(_args: argparse.Namespace) -> int:
-    from chalicelib import catalog, queues
-    from chalicelib.sqs import sqs_client
+    from chalicelib.core import catalog
+    from chalicelib.messaging import queues
+    from chalicelib.messaging.sqs import sqs_client
 
     cfg = settings()
     urls = queues.ensure_queues(
@@ -84,15 +85,16 @@ def _cmd_ws_fanout(args: argparse.Namespace) -> int:
     """Post the matcher's feed messages to API Gateway WebSocket subscribers, until SIGTERM."""
     import signal
 
-    from chalicelib import ws, ws_fanout
-    from chalicelib.config import int_env
-    from chalicelib.market_keys import keys_for
+    from chalicelib.core.market_keys import keys_for
+    from chalicelib.marketdata import ws
+    from chalicelib.platform.config import int_env
+    from feed import fanout
 
     url = os.environ.get("WS_CALLBACK_URL")
     if not url:
         print("set WS_CALLBACK_URL: https://<api id>.execute-api.<region>.amazonaws.com/<stage>")
         return 2
-    threads = int_env("WS_FANOUT_THREADS", ws_fanout.DEFAULT_THREADS)
+    threads = int_env("WS_FANOUT_THREADS", fanout.DEFAULT_THREADS)
     if threads < 1:
         print("WS_FANOUT_THREADS must be at least 1")
         return 2
@@ -105,7 +107,7 @@ def _cmd_ws_fanout(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     post = ws.poster(ws.management_client(url, connections=threads))
     subs, keys = ws.subscriptions_store(), keys_for(settings())
-    ws_fanout.run(subs, post, keys, stop=lambda: bool(stopping), threads=threads)
+    fanout.run(subs, post, keys, stop=lambda: bool(stopping), threads=threads)
     return 0
 
 

@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from chalicelib import catalog, queues
-from chalicelib.config import Settings
-from chalicelib.sqs import sqs_client
+from chalicelib.core import catalog
+from chalicelib.messaging import queues
+from chalicelib.messaging.sqs import sqs_client
+from chalicelib.platform.config import Settings
 from ops import migrations, services
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

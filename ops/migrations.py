@@ -8,7 +8,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from yoyo import get_backend, read_migrations
 
-from chalicelib.catalog import ASSETS, PRODUCTS, fee_account, fee_account_email
+from chalicelib.core.catalog import ASSETS, PRODUCTS, fee_account, fee_account_email
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 

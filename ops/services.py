@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib import config
+from chalicelib.platform import config
 from ops import sqs_server
 
 STATE_DIR = Path(os.environ.get("EXCHANGE_STATE_DIR", Path.cwd() / ".dev"))

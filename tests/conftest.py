@@ -26,9 +26,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from chalicelib import catalog, queues
-from chalicelib.config import Settings
-from chalicelib.sqs import sqs_client
+from chalicelib.core import catalog
+from chalicelib.messaging import queues
+from chalicelib.messaging.sqs import sqs_client
+from chalicelib.platform.config import Settings
 from ops import migrations, services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,7 +210,7 @@ class Caller:
 def signed(
     key: dict[str, str], method: str, path: str, body: str = "", timestamp: str | None = None
 ) -> dict[str, str]:
-    from chalicelib.signing import sign
+    from chalicelib.identity.signing import sign
 
     ts = timestamp or str(int(time.time()))
     return JSON | {

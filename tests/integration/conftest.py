@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib import catalog, queues
-from chalicelib.cache import redis_client
-from chalicelib.config import Settings
-from chalicelib.sqs import sqs_client
+from chalicelib.core import catalog
+from chalicelib.messaging import queues
+from chalicelib.messaging.sqs import sqs_client
+from chalicelib.platform.cache import redis_client
+from chalicelib.platform.config import Settings
 from tests.conftest import service_env
 from tests.integration.orderflow import Flow
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import wire
-from chalicelib.cache import redis_client
-from chalicelib.catalog import PRODUCTS
-from chalicelib.config import Settings
-from chalicelib.market_keys import keys_for
+from chalicelib.core import wire
+from chalicelib.core.catalog import PRODUCTS
+from chalicelib.core.market_keys import keys_for
+from chalicelib.platform.cache import redis_client
+from chalicelib.platform.config import Settings
 from matcher import books
 from tests.conftest import service_env
 from tests.integration.orderflow import Flow

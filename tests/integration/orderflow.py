@@ -1,7 +1,7 @@
 """The API's half of the order path, done directly in SQL, for the matcher's tests.
 
 `Flow.place` does exactly what `POST /orders` does once a request is valid: one transaction that
-holds the funds (chalicelib.balances.place_hold) and inserts the order as pending, then one
+holds the funds (chalicelib.core.balances.place_hold) and inserts the order as pending, then one
 SendMessage to the product's queue; `Flow.cancel` sends the cancel message. It also runs the
 matcher in-process (a thread) and waits for it to drain the queues.
 """
@@ -19,11 +19,12 @@ from typing import Any
 
 import psycopg
 
-from chalicelib import balances, order_queue
-from chalicelib.catalog import ASSETS, FEE_ACCOUNTS, PRODUCTS
-from chalicelib.config import Settings
-from chalicelib.order_queue import QueueMessage
-from chalicelib.sqs import sqs_client
+from chalicelib.core import balances
+from chalicelib.core.catalog import ASSETS, FEE_ACCOUNTS, PRODUCTS
+from chalicelib.messaging import order_queue
+from chalicelib.messaging.order_queue import QueueMessage
+from chalicelib.messaging.sqs import sqs_client
+from chalicelib.platform.config import Settings
 from matcher.books import decimal_units
 from matcher.faults import Faults
 from matcher.service import Matcher, Options

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from chalicelib import balances
+from chalicelib.core import balances
 from tests.conftest import Caller
 
 

@@ -95,7 +95,7 @@ def test_health_is_503_when_the_queues_are_missing(
 def test_unknown_errors_are_json_500_without_internals(
     api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib import products
+    from chalicelib.marketdata import products
 
     def boom() -> None:
         raise RuntimeError("secret detail")

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from chalicelib.config import Settings
+from chalicelib.platform.config import Settings
 from tests.conftest import JSON, Caller, signed
 
 
@@ -197,7 +197,7 @@ def test_query_string_is_part_of_the_signature(make_user: Any) -> None:
 def test_public_rate_limit_then_recovery(
     api: Any, monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
-    from chalicelib.cache import redis_client
+    from chalicelib.platform.cache import redis_client
 
     redis_client(settings.redis_url).delete("rl:ip:127.0.0.1")
     monkeypatch.setenv("RATE_LIMIT_PUBLIC", "10/15")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.balances import FUNDS_CHECK, InsufficientFunds, LedgerRef, Move, apply_moves
-from chalicelib.db import write_checks
+from chalicelib.core.balances import FUNDS_CHECK, InsufficientFunds, LedgerRef, Move, apply_moves
+from chalicelib.platform.db import write_checks
 from tests.integration.orderflow import Bal, Flow, units
 
 

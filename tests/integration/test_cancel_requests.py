@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib import order_queue
-from chalicelib.config import Settings
-from chalicelib.order_queue import QueueMessage
+from chalicelib.messaging import order_queue
+from chalicelib.messaging.order_queue import QueueMessage
+from chalicelib.platform.config import Settings
 from matcher import sweeper
 from matcher.check import run_check
 from matcher.service import Options

@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from chalicelib import apikeys, sessions, signing
-from chalicelib.cache import redis_client
-from chalicelib.market_keys import keys_for
+from chalicelib.core.market_keys import keys_for
+from chalicelib.identity import apikeys, sessions, signing
+from chalicelib.platform.cache import redis_client
 from feed.client import FeedClient
 from tests.integration.market import (
     PID,

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import market_data, market_history, wire
-from chalicelib.cache import redis_client
-from chalicelib.catalog import PRODUCTS
-from chalicelib.market_keys import keys_for
+from chalicelib.core import market_history, wire
+from chalicelib.core.catalog import PRODUCTS
+from chalicelib.core.market_keys import keys_for
+from chalicelib.marketdata import market_data
+from chalicelib.platform.cache import redis_client
 from tests.integration.market import (
     PID,
     FeedTap,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import order_queue
-from chalicelib.order_queue import QueueMessage
+from chalicelib.messaging import order_queue
+from chalicelib.messaging.order_queue import QueueMessage
 from matcher import service
 from matcher.check import run_check
 from matcher.service import Options

@@ -11,9 +11,10 @@ import random
 import threading
 from collections import defaultdict
 
-from chalicelib import balances, order_queue
-from chalicelib.catalog import PRODUCTS
-from chalicelib.order_queue import QueueMessage
+from chalicelib.core import balances
+from chalicelib.core.catalog import PRODUCTS
+from chalicelib.messaging import order_queue
+from chalicelib.messaging.order_queue import QueueMessage
 from matcher.check import run_check
 from matcher.service import Options
 from tests.integration.orderflow import Flow, simulate, stored_trades

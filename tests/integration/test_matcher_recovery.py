@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from chalicelib.order_queue import QueueMessage
-from chalicelib.queues import queue_name
+from chalicelib.messaging.order_queue import QueueMessage
+from chalicelib.messaging.queues import queue_name
 from matcher import books
 from matcher.check import run_check
 from matcher.ownership import LOCK_NAMESPACE, lock_key

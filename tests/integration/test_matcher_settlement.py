@@ -14,8 +14,8 @@ from math import ceil
 import psycopg
 import pytest
 
-from chalicelib.catalog import PRODUCTS, fee_account
-from chalicelib.order_queue import QueueMessage
+from chalicelib.core.catalog import PRODUCTS, fee_account
+from chalicelib.messaging.order_queue import QueueMessage
 from matcher import books, settlement
 from matcher.check import run_check
 from matcher.settlement import Received, key_lookups_only, settle_batch
@@ -297,8 +297,8 @@ def test_wei_amounts_beyond_bigint_settle_exactly(flow: Flow) -> None:
 
 
 def test_market_data_is_published_to_redis(flow: Flow) -> None:
-    from chalicelib.cache import redis_client
-    from chalicelib.market_keys import keys_for
+    from chalicelib.core.market_keys import keys_for
+    from chalicelib.platform.cache import redis_client
 
     seller = flow.user(BTC="1")
     buyer = flow.user(USD="100000")

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib import queues
-from chalicelib.config import Settings
-from chalicelib.order_queue import group_id
-from chalicelib.sqs import sqs_client
+from chalicelib.messaging import queues
+from chalicelib.messaging.order_queue import group_id
+from chalicelib.messaging.sqs import sqs_client
+from chalicelib.platform.config import Settings
 from tests.conftest import Caller, LiveApi, http_json
 
 

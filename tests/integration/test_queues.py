@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 
-from chalicelib import catalog, queues
-from chalicelib.config import Settings
-from chalicelib.sqs import sqs_client
+from chalicelib.core import catalog
+from chalicelib.messaging import queues
+from chalicelib.messaging.sqs import sqs_client
+from chalicelib.platform.config import Settings
 
 
 def _attrs(client: object, name: str) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""The per-message SQS client (chalicelib/sqs_wire.py) against the SQS endpoint, and its signatures
-against an independent SigV4 check (LocalStack and moto accept any signature; AWS does not)."""
+"""The per-message SQS client (chalicelib/messaging/sqs_wire.py) against the SQS endpoint, and its
+signatures against an independent SigV4 check (LocalStack and moto accept any signature; AWS
+does not)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chalicelib import queues
-from chalicelib.config import Settings
-from chalicelib.sqs import sqs_client
-from chalicelib.sqs_wire import SqsError, SqsWire
+from chalicelib.messaging import queues
+from chalicelib.messaging.sqs import sqs_client
+from chalicelib.messaging.sqs_wire import SqsError, SqsWire
+from chalicelib.platform.config import Settings
 
 
 def _queue(settings: Settings) -> str:

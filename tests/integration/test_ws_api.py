@@ -1,4 +1,4 @@
-"""The API Gateway WebSocket side of the feed (chalicelib/ws.py, chalicelib/ws_fanout.py) on real
+"""The API Gateway WebSocket side of the feed (chalicelib/marketdata/ws.py, feed/fanout.py) on real
 Redis, with moto's management API (it records posts but never answers GoneException, so the gone
 case uses a small fake client with the same method and exception names)."""
 
@@ -16,10 +16,11 @@ import pytest
 from moto import mock_aws
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 
-from chalicelib import ws, ws_fanout
-from chalicelib.cache import redis_client
-from chalicelib.config import Settings
-from chalicelib.market_keys import keys_for
+from chalicelib.core.market_keys import keys_for
+from chalicelib.marketdata import ws
+from chalicelib.platform.cache import redis_client
+from chalicelib.platform.config import Settings
+from feed import fanout
 
 PID = "BTC-USD"
 CALLBACK = "https://abc123.execute-api.us-east-1.amazonaws.com/test"
@@ -132,7 +133,7 @@ def test_fan_out_reaches_only_subscribers(aws: Settings) -> None:
         "user": [{"type": "done", "user_id": "u-alice", "order_id": "o1"}],
     }
     post = ws.poster(ws.management_client(CALLBACK))
-    assert ws_fanout.fan_out(subs, post, PID, msg) == 4
+    assert fanout.fan_out(subs, post, PID, msg) == 4
 
     [update] = _posted("l2")
     assert update["type"] == "l2update"
@@ -178,7 +179,7 @@ def test_gone_connections_are_dropped(settings: Settings) -> None:
         "ticker": None,
         "user": [],
     }
-    assert ws_fanout.fan_out(subs, ws.poster(api), PID, msg) == 3
+    assert fanout.fan_out(subs, ws.poster(api), PID, msg) == 3
     assert [c for c, _ in api.posts] == ["live"] * 3
     assert subs.connections("level2", PID) == {"live"}
     assert subs.connections("matches", PID) == {"live"}
@@ -258,7 +259,7 @@ def test_fan_out_posts_to_connections_concurrently(
     for cid in cids:
         subs.add(cid, {"level2": {PID}})
     post = _SlowPost(delay=0.05)
-    assert ws_fanout.fan_out(subs, post, PID, _batch(2), pool) == 20
+    assert fanout.fan_out(subs, post, PID, _batch(2), pool) == 20
     assert 1 < post.max_in_flight <= 4  # the pool's size bounds it
     assert sorted(c for c, _ in post.posts) == cids
     assert {m["sequence"] for _, m in post.posts} == {2}
@@ -275,10 +276,10 @@ def test_fan_out_keeps_each_connections_order(settings: Settings, pool: ThreadPo
     posted = 0
     for seq in (2, 3):
         msg = _batch(seq, matches=3)
-        for targets, out in ws_fanout.messages_for(subs, PID, msg):
+        for targets, out in fanout.messages_for(subs, PID, msg):
             for cid in targets:
                 expected[cid].append(out)
-        posted += ws_fanout.fan_out(subs, post, PID, msg, pool)
+        posted += fanout.fan_out(subs, post, PID, msg, pool)
     assert posted == len(post.posts) == sum(map(len, expected.values()))
     assert post.max_in_flight > 1
     for cid in cids:
@@ -297,7 +298,7 @@ def test_gone_mid_batch_is_dropped_and_others_get_everything(
         subs.add(cid, {"level2": {PID}, "matches": {PID}})
     post = _SlowPost(delay=0.005, jitter=0.005, gone={"dead"}, broken={"flaky"}, after=1)
     # 3 messages each (l2update, 2 matches); "dead" and "flaky" fail at their 2nd
-    assert ws_fanout.fan_out(subs, post, PID, _batch(2), pool) == 6 * 3 + 1 + 1
+    assert fanout.fan_out(subs, post, PID, _batch(2), pool) == 6 * 3 + 1 + 1
     assert [m["type"] for m in post.to("dead")] == ["l2update"]
     assert [m["type"] for m in post.to("flaky")] == ["l2update"]
     for cid in cids[2:]:
@@ -308,7 +309,7 @@ def test_gone_mid_batch_is_dropped_and_others_get_everything(
 
     # the next batch message still reaches everyone left
     post.broken.clear()
-    assert ws_fanout.fan_out(subs, post, PID, _batch(3), pool) == 7 * 3
+    assert fanout.fan_out(subs, post, PID, _batch(3), pool) == 7 * 3
     assert "dead" not in {c for c, m in post.posts if m.get("sequence") == 3}
 
 
@@ -321,7 +322,7 @@ def test_run_follows_the_feed_channel_on_its_pool(settings: Settings) -> None:
     post = _SlowPost(delay=0.02)
     stop = threading.Event()
     loop = threading.Thread(
-        target=ws_fanout.run, args=(subs, post, keys), kwargs={"stop": stop.is_set, "threads": 3}
+        target=fanout.run, args=(subs, post, keys), kwargs={"stop": stop.is_set, "threads": 3}
     )
     loop.start()
     try:

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from chalicelib.catalog import ASSETS, BTC, PRODUCTS, USD, Product
+from chalicelib.core.catalog import ASSETS, BTC, PRODUCTS, USD, Product
 
 
 def test_design_table_products() -> None:

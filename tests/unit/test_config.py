@@ -1,6 +1,6 @@
 import pytest
 
-from chalicelib import config
+from chalicelib.platform import config
 
 
 def test_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

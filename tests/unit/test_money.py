@@ -2,7 +2,14 @@ from decimal import Decimal
 
 import pytest
 
-from chalicelib.money import MoneyError, format_decimal, from_units, parse_decimal, steps, to_units
+from chalicelib.core.money import (
+    MoneyError,
+    format_decimal,
+    from_units,
+    parse_decimal,
+    steps,
+    to_units,
+)
 
 
 @pytest.mark.parametrize("text", ["1", "0.5", "100000.01", ".5", "5.", "123456789.123456789"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib import wire
-from chalicelib.catalog import PRODUCTS
+from chalicelib.core import wire
+from chalicelib.core.catalog import PRODUCTS
 
 
 @given(st.sampled_from(sorted(PRODUCTS)), st.integers(0, 10**12), st.integers(0, 10**12))

@@ -1,0 +1,105 @@
+"""How a route is declared: JSON replies, errors mapped in one place, an OpenAPI entry.
+
+Chalice has already turned a view's exception into a response before any middleware runs, so the
+mapping lives in this decorator, which every route uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Blueprint, Response
+from chalice.app import BadRequestError
+
+from chalicelib.api import openapi, ratelimit
+from chalicelib.core.errors import ApiError, Forbidden
+from chalicelib.core.money import MoneyError
+from chalicelib.identity.auth import authenticate
+from chalicelib.platform.logs import logger
+
+JSON_HEADERS: dict[str, str | list[str]] = {"Content-Type": "application/json"}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        headers={**JSON_HEADERS, **(headers or {})},
+    )
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"message": message}, status, headers)
+
+
+def route(
+    bp: Blueprint,
+    path: str,
+    *,
+    methods: tuple[str, ...] = ("GET",),
+    summary: str,
+    tag: str,
+    response: dict[str, Any] | None = None,
+    request: dict[str, Any] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    parameters: tuple[dict[str, Any], ...] = (),
+    auth: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a route. With `auth` ("view", "trade", "transfer", or "session" for routes only a
+    logged-in user may call), the view gets the caller's Principal as its first argument, and the
+    caller's private rate limit applies; without it the public limit per client IP applies."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for method in methods:
+            openapi.register(
+                openapi.RouteDoc(
+                    path,
+                    method,
+                    summary,
+                    tag,
+                    status,
+                    response,
+                    request,
+                    (*errors, 401, 403, 429) if auth else (*errors, 429),
+                    parameters,
+                    authenticated=auth is not None,
+                )
+            )
+
+        @functools.wraps(fn)
+        def view(*args: Any, **kwargs: Any) -> Response:
+            try:
+                req = bp.current_request
+                if auth is None:
+                    ip = (req.context or {}).get("identity", {}).get("sourceIp", "?")
+                    ratelimit.take(f"ip:{ip}", ratelimit.public())
+                    result = fn(*args, **kwargs)
+                else:
+                    principal = authenticate(req, None if auth == "session" else auth)
+                    if auth == "session" and principal.token is None:
+                        raise Forbidden("this route needs a logged-in session, not an API key")
+                    ratelimit.take(principal.bucket, ratelimit.private())
+                    result = fn(principal, *args, **kwargs)
+            except ApiError as exc:
+                return error_response(exc.status, exc.message, exc.headers)
+            except MoneyError as exc:
+                return error_response(400, str(exc))
+            except BadRequestError as exc:  # Chalice's own: a body that is not JSON
+                return error_response(400, str(exc) or "Invalid JSON body")
+            except Exception:
+                logger.exception("unhandled error", extra={"path": path})
+                return error_response(500, "Internal server error")
+            if isinstance(result, Response):
+                return result
+            return json_response(result, status)
+
+        # Any content type reaches the view, which reads the raw body itself: a client that
+        # forgets its Content-Type gets our {"message"} answer, not Chalice's own 415 shape.
+        bp.route(path, methods=list(methods), content_types=["*/*"])(view)
+        return fn
+
+    return decorate

@@ -1,0 +1,83 @@
+"""Who is calling: a session (Bearer token) or a signed API key request, and what they may do."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from chalice.app import Request
+
+from chalicelib.core.errors import Forbidden, Unauthorized
+from chalicelib.identity import apikeys, sessions, signing
+from chalicelib.platform import db
+from chalicelib.platform.cache import redis_client
+
+ALL_PERMISSIONS = frozenset(apikeys.PERMISSIONS)
+REPLAY_TTL_S = 2 * signing.MAX_SKEW_S + 5  # a signature is useless once its timestamp is stale
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    permissions: frozenset[str]
+    bucket: str  # the rate-limit bucket: the API key or the session
+    token: str | None = None  # the session token, for logout
+
+
+def signed_path(request: Request) -> str:
+    """The path and query exactly as a client signs them (without API Gateway's stage prefix)."""
+    context = request.context or {}
+    path = context.get("path") or request.path
+    stage = context.get("stage")
+    if stage and path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1 :]
+    query = request.to_original_event().get("multiValueQueryStringParameters")
+    return f"{path}?{urlencode(query, doseq=True)}" if query else path
+
+
+def authenticate(request: Request, permission: str | None = None) -> Principal:
+    headers = request.headers
+    bearer = headers.get("authorization", "")
+    if bearer.lower().startswith("bearer "):
+        token = bearer[7:].strip()
+        user_id = sessions.user_for(token)
+        if user_id is None:
+            raise Unauthorized("Unauthorized")
+        principal = Principal(user_id, ALL_PERMISSIONS, f"session:{user_id}", token)
+    elif "cb-access-key" in headers:
+        principal = _api_key(request)
+    else:
+        raise Unauthorized("Unauthorized")
+    if permission is not None and permission not in principal.permissions:
+        raise Forbidden("Forbidden")
+    return principal
+
+
+def _api_key(request: Request) -> Principal:
+    headers = request.headers
+    key = headers.get("cb-access-key", "")
+    provided = headers.get("cb-access-sign", "")
+    timestamp = headers.get("cb-access-timestamp", "")
+    passphrase = headers.get("cb-access-passphrase", "")
+    if not key or len(key) > 64:
+        raise Unauthorized("Invalid API Key")
+    with db.connection() as conn:
+        found = apikeys.load(conn, key, passphrase)
+    if isinstance(found, str):
+        raise Unauthorized(found)
+    if not signing.timestamp_ok(timestamp, time.time()):
+        raise Unauthorized("invalid timestamp")
+    raw = request.raw_body or b""
+    body = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    if not signing.matches(
+        found.secret, provided, timestamp, request.method, signed_path(request), body
+    ):
+        raise Unauthorized("invalid signature")
+    # A state-changing request is accepted once per signature. GETs may repeat: clients sign
+    # with whole seconds, so identical reads within one second are normal.
+    if request.method not in {"GET", "HEAD", "OPTIONS"} and not redis_client().set(
+        f"replay:{key}:{provided}", 1, nx=True, ex=REPLAY_TTL_S
+    ):
+        raise Unauthorized("request replayed")
+    return Principal(found.user_id, found.permissions, f"key:{key}")
