@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -e . -r requirements-dev.txt
 	touch $(STAMP)
 
-engine: $(STAMP)         ## compile the engine's book with mypyc (needs gcc; <1 s when up to date)
+engine: $(STAMP)         ## compile the engine's book with mypyc (needs gcc; no-op when up to date)
 ifeq ($(ENGINE_PURE),1)
 	@echo "engine: ENGINE_PURE=1, not compiling (the pure-Python engine will run)"
 else

@@ -12,9 +12,9 @@ Level2 updates: one `l2update` per batch message, with the matcher's `sequence` 
 `prev_sequence` is the previous level2 message's `sequence` for every client, whichever batch its
 Redis snapshot was read at. A matcher reset is followed by a fresh snapshot from Redis.
 
-Posting: each PostToConnection is an HTTPS call of ~10-50 ms, so a batch message's posts go out
-on a thread pool (`WS_FANOUT_THREADS`, default 16), one task per connection; see `fan_out` for
-how that keeps each connection's messages in order.
+Posting: each PostToConnection is an HTTPS round trip to API Gateway, so a batch message's posts
+go out on a thread pool (`WS_FANOUT_THREADS`, default 16), one task per connection; see `fan_out`
+for how that keeps each connection's messages in order.
 """
 
 from __future__ import annotations

@@ -1,15 +1,13 @@
 -- depends: 0007.history-references
--- A ledger row's reference to its balance is no longer checked by a foreign key either; the
--- writer proves it, and `exchange check` verifies it.
+-- A ledger row's reference to its balance is not checked by a foreign key either (as for the
+-- references of 0007); the writer proves it, and `exchange check` verifies it.
 --
 -- Why: the key is a trigger that looks up and share-locks the balance once per ledger row
--- written, about 50 times for a batch of 10 orders. Measured with pg_stat_statements over a
--- 3,000-order drain (benchmarks/e2e.py's): the batch's balance statement took 0.62 ms with the
--- key and 0.43 ms without, and Postgres's CPU per batch fell from 1.35 to 1.15-1.21 ms. Every
--- lookup re-proves what the same statement has just proven: both writers of ledger rows
--- (chalicelib/balances.py) take `balance_id` from the RETURNING of the UPDATE of that very
--- balance, in the same transaction, and that row stays locked until the commit. Balances are
--- never deleted.
+-- written, about 50 times for a batch of 10 orders, all of it Postgres CPU on the matcher's
+-- path (benchmarks/e2e.py reports Postgres's CPU during a drain). Every lookup re-proves what
+-- the same statement has just proven: both writers of ledger rows (chalicelib/core/balances.py)
+-- take `balance_id` from the RETURNING of the UPDATE of that very balance, in the same
+-- transaction, and that row stays locked until the commit. Balances are never deleted.
 --
 -- `exchange check` (matcher/check.py) reports a ledger row whose balance is missing, beside the
 -- ledger's sums, which it already checked against every balance.

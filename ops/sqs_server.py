@@ -47,7 +47,7 @@ def find_python313() -> str | None:
 
 
 def ensure_localstack() -> Path | None:
-    """The venv's python with LocalStack installed (installing it, about 40 s, once)."""
+    """The venv's python with LocalStack installed (installing it the first time)."""
     python = LOCALSTACK_VENV / "bin" / "python"
     marker = LOCALSTACK_VENV / ".installed"
     if marker.exists() and python.exists():
@@ -55,7 +55,7 @@ def ensure_localstack() -> Path | None:
     base = find_python313()
     if base is None:
         return None
-    log(f"installing LocalStack {LOCALSTACK_VERSION} into {LOCALSTACK_VENV} (once, ~40 s)")
+    log(f"installing LocalStack {LOCALSTACK_VERSION} into {LOCALSTACK_VENV} (once)")
     shutil.rmtree(LOCALSTACK_VENV, ignore_errors=True)
     subprocess.run([base, "-m", "venv", str(LOCALSTACK_VENV)], check=True)
     result = subprocess.run(

@@ -11,8 +11,8 @@ its rate would be bounded by receive + settle + delete done one after another. E
 queue is therefore split into GROUPS_PER_PRODUCT groups by account ("BTC-USD.7"): the matcher
 receives one group's batch while it settles another's. What must stay ordered stays ordered:
 an account's orders and cancels share a group, and the matcher sequences the product (price-time
-priority is the order in which the matcher takes the messages, as it always was). The mapping
-must not change while messages are in flight, since deduplication is scoped to a group.
+priority is the order in which the matcher takes the messages). The mapping must not change while
+messages are in flight, since deduplication is scoped to a group.
 """
 
 from __future__ import annotations

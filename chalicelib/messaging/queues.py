@@ -37,7 +37,7 @@ class QueueSpec:
             # would merge two distinct orders whose bodies happen to be equal.
             "ContentBasedDeduplication": "false",
             # High-throughput FIFO: dedup and the throughput quota are per message group, and
-            # each product is one group.
+            # each product's queue is split into groups by account (order_queue.group_id).
             "DeduplicationScope": "messageGroup",
             "FifoThroughputLimit": "perMessageGroupId",
             "VisibilityTimeout": str(VISIBILITY_TIMEOUT_S),

@@ -1,15 +1,15 @@
 """SQS's message calls over its JSON protocol: the per-message calls of the matcher and the API.
 
-Why not boto3 there: a boto3 call spends about 1 ms of CPU before and after the network (request
+Why not boto3 there: a boto3 call spends most of its CPU before and after the network (request
 model validation, event hooks, endpoint rules, response parsing). The matcher makes two per batch
 of 10 on cores it shares with Postgres and, locally, the SQS stand-in, and the API makes one per
-order, inside the request it answers. This client spends about 0.3 ms (benchmarks/e2e.py prints
-both bare loops: 0.7-0.8 against 1.5-1.8 ms of client CPU per receive + delete). What is hard
-stays in well-kept libraries: signing and credentials are botocore's (SigV4Auth, the default
-credential chain, so an ECS task role or a Lambda's role refreshes as under boto3) and HTTP is a
-urllib3 connection pool. Only the request and reply shapes are ours, and for these calls the
-JSON that AWS sends is exactly the dict boto3 returns, so the methods take boto3's keyword names
-and return boto3's replies. sqs.message_client gives each process one.
+order, inside the request it answers; this client does a fraction of that work (benchmarks/e2e.py
+measures both clients' bare receive + delete loops). What is hard stays in well-kept libraries:
+signing and credentials are botocore's (SigV4Auth, the default credential chain, so an ECS task
+role or a Lambda's role refreshes as under boto3) and HTTP is a urllib3 connection pool. Only the
+request and reply shapes are ours, and for these calls the JSON that AWS sends is exactly the dict
+boto3 returns, so the methods take boto3's keyword names and return boto3's replies.
+sqs.message_client gives each process one.
 
 Queue administration (create, attributes, URLs) stays on boto3 (sqs.py): it is not per message.
 """

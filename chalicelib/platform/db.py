@@ -60,8 +60,8 @@ def array_text(values: Iterable[object]) -> str:
     """A one-dimensional Postgres array in its text input form, for a batch write's column
     passed as ONE text parameter and cast in SQL (`unnest(%s::numeric[])`).
 
-    psycopg dumps a list element by element (about 2.5 us each); the batch writes of the
-    matcher pass thousands of elements a second, and a join costs a tenth of that. Elements:
+    psycopg dumps a list element by element; the batch writes of the matcher pass thousands of
+    elements a second, and one join of strings is much cheaper. Elements:
     None -> NULL, bools, ints (exact, any size: numeric columns), anything else by its str(),
     always quoted so free text (reject reasons) cannot break the literal."""
     return "{" + ",".join([_element(v) for v in values]) + "}"

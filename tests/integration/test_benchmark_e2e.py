@@ -1,7 +1,7 @@
-"""`benchmarks/e2e.py`, which prints issue 5's figures, runs end to end in a bounded form: a few
-hundred orders, one drain, a two-second steady flow. The figures themselves are measured, not
-tested (a timed assertion would fail on a slow host and prove nothing on a fast one); this
-keeps the script that measures them working, and its books balanced."""
+"""`benchmarks/e2e.py`, which measures the order path's throughput, runs end to end in a bounded
+form: a few hundred orders, one drain, a two-second steady flow. The figures themselves are
+measured, not tested (a timed assertion would fail on a slow host and prove nothing on a fast
+one); this keeps the script that measures them working, and its books balanced."""
 
 from __future__ import annotations
 

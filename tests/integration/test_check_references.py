@@ -1,5 +1,5 @@
 """`exchange check` verifies the references of trades and ledger rows to orders, products and
-balances, which no foreign key checks since migrations 0007 and 0008 (matcher/check.py, checks 3
+balances, which no foreign key checks (migrations 0007 and 0008; matcher/check.py, checks 3
 and 4).
 
 Each test runs a matcher in-process on a database of its own (the `flow` fixture), so it may
@@ -65,7 +65,7 @@ def test_a_ledger_row_naming_a_missing_order_or_product_is_reported(flow: Flow) 
     ]
     ghost = str(uuid.uuid4())
     flow.conn.execute("UPDATE ledger_entries SET order_id = %s WHERE id = %s", (ghost, ids[0]))
-    # A product that was never listed: possible only because no foreign key checks it now.
+    # A product that was never listed: possible only because no foreign key checks it.
     flow.conn.execute("UPDATE ledger_entries SET product_id = 'DOGE-USD' WHERE id = %s", (ids[1],))
     problems = _problems(flow, "ledger")
     assert any(f"ledger entry {ids[0]} names order {ghost}" in p for p in problems), problems
@@ -76,7 +76,7 @@ def test_a_ledger_row_naming_a_missing_balance_is_reported(flow: Flow) -> None:
     _trade(flow)
     (entry_id,) = flow.conn.execute("SELECT max(id) FROM ledger_entries").fetchone()
     ghost = str(uuid.uuid4())
-    # Possible only because no foreign key checks it since migration 0008.
+    # Possible only because no foreign key checks it (migration 0008).
     flow.conn.execute("UPDATE ledger_entries SET balance_id = %s WHERE id = %s", (ghost, entry_id))
     problems = _problems(flow, "ledger")
     assert any(f"ledger entry {entry_id} names balance {ghost}" in p for p in problems), problems
