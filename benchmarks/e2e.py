@@ -86,10 +86,12 @@ from chalicelib.platform.cache import redis_client
 from chalicelib.platform.config import Settings
 from matcher import books
 from matcher.books import decimal_units
+from matcher.coordinator import Matcher
 from matcher.faults import Faults
-from matcher.service import Cycle, Matcher, Options, Stats
+from matcher.options import Options
 from matcher.settlement import Received, key_lookups_only, settle_batch
 from matcher.sqs_io import SqsProcess
+from matcher.stats import Cycle, Stats
 from ops import migrations, services
 
 MIDS = {"BTC-USD": "30000.00", "ETH-USD": "2000.00", "ETH-BTC": "0.06667"}

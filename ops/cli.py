@@ -58,7 +58,8 @@ def _cmd_matcher(args: argparse.Namespace) -> int:
     import signal
 
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "exchange-matcher")
-    from matcher.service import Matcher, Options
+    from matcher.coordinator import Matcher
+    from matcher.options import Options
 
     products = [p for p in (args.products or "").split(",") if p] or None
     options = Options(wait_s=args.wait, merge=args.merge)

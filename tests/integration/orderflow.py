@@ -26,8 +26,9 @@ from chalicelib.messaging.order_queue import QueueMessage
 from chalicelib.messaging.sqs import sqs_client
 from chalicelib.platform.config import Settings
 from matcher.books import decimal_units
+from matcher.coordinator import Matcher
 from matcher.faults import Faults
-from matcher.service import Matcher, Options
+from matcher.options import Options
 
 
 @dataclass(frozen=True)

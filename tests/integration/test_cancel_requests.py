@@ -20,7 +20,7 @@ from chalicelib.messaging.order_queue import QueueMessage
 from chalicelib.platform.config import Settings
 from matcher import sweeper
 from matcher.check import run_check
-from matcher.service import Options
+from matcher.options import Options
 from tests.conftest import Caller, service_env
 from tests.integration.orderflow import Bal, Flow, units
 

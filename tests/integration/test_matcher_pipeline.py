@@ -12,9 +12,11 @@ import pytest
 
 from chalicelib.messaging import order_queue
 from chalicelib.messaging.order_queue import QueueMessage
-from matcher import service
+from matcher import pipeline
 from matcher.check import run_check
-from matcher.service import Options
+from matcher.coordinator import Matcher
+from matcher.faults import Faults
+from matcher.options import Options
 from tests.integration.orderflow import Flow, simulate, stored_trades
 
 PID = "BTC-USD"
@@ -62,7 +64,7 @@ def test_the_next_batch_is_received_while_one_settles(
 ) -> None:
     commands = _backlog(flow, 60, seed=1)
     waiting: list[int] = []  # received batches waiting when the settler starts a batch
-    real = service.settle_batch
+    real = pipeline.settle_batch
 
     def slow_settle(*args: Any) -> Any:
         worker = next(iter(flow.running.workers.values())) if flow.running else None
@@ -71,7 +73,7 @@ def test_the_next_batch_is_received_while_one_settles(
         time.sleep(0.15)  # a slow database: the receiver must not wait for it
         return real(*args)
 
-    monkeypatch.setattr(service, "settle_batch", slow_settle)
+    monkeypatch.setattr(pipeline, "settle_batch", slow_settle)
     with flow.matcher([PID], Options(wait_s=1, poll_s=0.2, prefetch=2, merge=1)):
         flow.drain(timeout=60)
     # Received one after another, the inbox would be empty whenever a batch starts.
@@ -84,13 +86,13 @@ def test_waiting_batches_merge_into_one_transaction(
     flow: Flow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     commands = _backlog(flow, 150, seed=2)
-    real = service.settle_batch
+    real = pipeline.settle_batch
 
     def slow_settle(*args: Any) -> Any:
         time.sleep(0.1)  # long enough for batches to queue up behind it
         return real(*args)
 
-    monkeypatch.setattr(service, "settle_batch", slow_settle)
+    monkeypatch.setattr(pipeline, "settle_batch", slow_settle)
     options = Options(wait_s=1, poll_s=0.2, prefetch=3, merge=3, record_timings=True)
     with flow.matcher([PID], options) as m:
         flow.drain(timeout=60)
@@ -110,14 +112,14 @@ def test_a_failed_settle_stops_the_worker_and_nothing_is_deleted(
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("disk full")
 
-    real = service.settle_batch
-    monkeypatch.setattr(service, "settle_batch", broken)
-    m = service.Matcher(flow.cfg, [PID], Options(wait_s=1, poll_s=0.2), service.Faults(None))
+    real = pipeline.settle_batch
+    monkeypatch.setattr(pipeline, "settle_batch", broken)
+    m = Matcher(flow.cfg, [PID], Options(wait_s=1, poll_s=0.2), Faults(None))
     assert m.run() == 1  # the worker's failure stops the process with an error
     assert isinstance(m.error, RuntimeError)
     # Every message is still on the queue (released at once, not after the visibility
     # timeout) for the next owner, which settles them all.
-    monkeypatch.setattr(service, "settle_batch", real)
+    monkeypatch.setattr(pipeline, "settle_batch", real)
     with flow.matcher([PID]):
         flow.drain(timeout=10)  # well under the 30 s visibility timeout
     _assert_exactly_once(flow, commands)
@@ -147,7 +149,7 @@ def test_an_order_settled_after_its_copy_was_prefetched_is_not_settled_twice(
             )
 
     send("A", "")
-    real = service.settle_batch
+    real = pipeline.settle_batch
     prefetched: list[bool] = []
 
     def slow_settle(*args: Any) -> Any:
@@ -157,7 +159,7 @@ def test_an_order_settled_after_its_copy_was_prefetched_is_not_settled_twice(
             time.sleep(0.8)
         return real(*args)
 
-    monkeypatch.setattr(service, "settle_batch", slow_settle)
+    monkeypatch.setattr(pipeline, "settle_batch", slow_settle)
     with flow.matcher([PID], Options(wait_s=1, poll_s=0.2, prefetch=2)) as m:
         flow.drain(timeout=30)
         retries = sum(s.retries for s in m.all_stats().values())

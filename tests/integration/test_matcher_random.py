@@ -16,7 +16,7 @@ from chalicelib.core.catalog import PRODUCTS
 from chalicelib.messaging import order_queue
 from chalicelib.messaging.order_queue import QueueMessage
 from matcher.check import run_check
-from matcher.service import Options
+from matcher.options import Options
 from tests.integration.orderflow import Flow, simulate, stored_trades
 
 # product -> (mid price, price step, price steps either side, size unit, max units, funds)

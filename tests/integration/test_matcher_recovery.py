@@ -21,8 +21,8 @@ from chalicelib.messaging.order_queue import QueueMessage
 from chalicelib.messaging.queues import queue_name
 from matcher import books
 from matcher.check import run_check
+from matcher.options import Options
 from matcher.ownership import LOCK_NAMESPACE, lock_key
-from matcher.service import Options
 from matcher.settlement import Fenced, Received, settle_batch
 from tests.integration.orderflow import Bal, Flow, simulate, stored_trades, units
 
