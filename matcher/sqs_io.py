@@ -1,9 +1,8 @@
 """A product's SQS traffic (receive, delete, release) in a child process of its own.
 
-Why a process: an SQS call spends CPU holding the GIL (boto3 about 1.2 ms, sqs_wire.py about
-half that). In the settler's process that CPU delays the settler every time it comes back from
-a Postgres round trip (measured on 2 cores with boto3: settle p50 9.4 ms with the SQS threads
-beside it, 5.2 ms with the same SQS traffic in another process). The child owns the SQS client
+Why a process: an SQS call spends CPU holding the GIL. In the settler's process that CPU
+delays the settler every time it comes back from a Postgres round trip, and the settler is the
+product's serial stage; in another process it delays nothing. The child owns the SQS client
 (sqs_wire.py); the worker talks to it over one pipe, with messages that are plain tuples:
 
   parent -> child: ("credit", n)              n more batches may be received
@@ -91,7 +90,7 @@ def _serve(
     _die_with_parent()
     # Below the settler: its receives run ahead of the settler (prefetch), so a few ms of delay
     # cost nothing, while every ms the settler waits for a core is a ms of the product's
-    # serial stage. On 2 shared cores this took about 0.4 ms off settle p50.
+    # serial stage.
     with contextlib.suppress(OSError):
         os.nice(NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop

@@ -14,7 +14,7 @@ with a ``RuntimeWarning`` that says why. ``ENGINE_PURE=1`` chooses pure Python, 
 Only the book is compiled; events.py (NamedTuples, the constants) stays Python in both builds, so
 the event and Order classes, their pickles and their reprs are the same whichever build runs.
 
-This module does file I/O at import (it reads the three sources to hash them, under 1 ms); the
+This module does file I/O at import (it reads the three sources to hash them); the
 engine modules themselves (book.py, events.py) stay free of I/O.
 """
 
