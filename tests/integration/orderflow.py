@@ -26,6 +26,7 @@ from chalicelib.messaging import order_queue
 from chalicelib.messaging.order_queue import QueueMessage
 from chalicelib.messaging.sqs import sqs_client
 from chalicelib.platform.config import Settings
+from chalicelib.platform.db import write_checks
 from matcher.faults import Faults
 from matcher.service import Matcher, Options
 
@@ -247,6 +248,16 @@ def _plain(v: Any) -> Any:
 
 def units(amount: str, asset: str) -> int:
     return to_units(Decimal(amount), ASSETS[asset].exponent)
+
+
+def write_moves(conn: psycopg.Connection, moves: list[balances.Move]) -> None:
+    """Run the parts of `balances.moves_sql` as a statement of their own, the way the matcher's
+    batch statement runs them (its WITH items, its check in the select list); an overdraft
+    raises InsufficientFunds."""
+    parts = balances.moves_sql(moves)
+    assert parts is not None
+    with write_checks(balances.FUNDS_CHECK):
+        conn.execute(f"WITH {parts.ctes} SELECT {parts.check}", parts.params)
 
 
 def simulate(flow: Flow, product_id: str, commands: list[tuple[str, str]]) -> list[tuple]:
