@@ -67,6 +67,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,7 @@ import psycopg
 
 from benchmarks.cpu_meter import CpuMeter, backend_cpu, machine_line
 from chalicelib.core import balances, catalog
+from chalicelib.core.money import to_units
 from chalicelib.messaging import order_queue, queues
 from chalicelib.messaging.order_queue import QueueMessage
 from chalicelib.messaging.sqs import message_client, sqs_client
@@ -85,7 +87,6 @@ from chalicelib.messaging.sqs_wire import SqsWire
 from chalicelib.platform.cache import redis_client
 from chalicelib.platform.config import Settings
 from matcher import books
-from matcher.books import decimal_units
 from matcher.coordinator import Matcher
 from matcher.faults import Faults
 from matcher.options import Options
@@ -157,7 +158,7 @@ def place(conn: psycopg.Connection, product_id: str, n: int, seed: int) -> list[
             )
             balances.open_accounts(conn, uid)
             for asset in (p.base.id, p.quote.id):
-                amount = decimal_units("1000000", catalog.ASSETS[asset].exponent)
+                amount = to_units(Decimal("1000000"), catalog.ASSETS[asset].exponent)
                 did = str(uuid.uuid4())
                 conn.execute(
                     """INSERT INTO deposits (id, user_id, asset, amount, status, completed_at)
@@ -168,8 +169,8 @@ def place(conn: psycopg.Connection, product_id: str, n: int, seed: int) -> list[
                     conn, uid, asset, amount, "transfer", balances.LedgerRef(transfer_id=did)
                 )
         users.append(uid)
-    mid = decimal_units(MIDS[product_id], p.quote.exponent) // p.quote_units_per_tick
-    lots = decimal_units(SIZES[product_id], p.base.exponent) // p.base_units_per_lot
+    mid = to_units(Decimal(MIDS[product_id]), p.quote.exponent) // p.quote_units_per_tick
+    lots = to_units(Decimal(SIZES[product_id]), p.base.exponent) // p.base_units_per_lot
     messages: list[QueueMessage] = []
     placed: list[tuple[str, str]] = []
     for i in range(n):

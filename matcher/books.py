@@ -9,26 +9,26 @@ refuses anything off the grid, and `Rules` raises if a stored amount is not on i
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import Any
 
 import psycopg
 
 from chalicelib.core.catalog import PRODUCTS, Product
+from chalicelib.core.order_rows import ORDER_COLUMNS, OrderRow, order_row
 from matcher.engine import BUY, LIMIT, Order, OrderBook
-
-# Every column the matcher reads of an order, in this order (see OrderState.from_row).
-ORDER_COLUMNS = """id, user_id, product_id, side, type, price, size, funds, time_in_force,
-    post_only, stp, status, hold_asset, hold_amount, filled_size, executed_value, fill_fees,
-    stp_size, seq, accepted_seq"""
 
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """A product's grid and fees as the engine and the settlement need them."""
+    """A product's grid and fees as the engine and the settlement need them.
+
+    `tick` and `lot` are the catalog's, as integers computed once (the catalog derives them from
+    Decimals on each read): the settlement converts with them for every order row and fill."""
 
     product: Product
     min_funds: int  # quote units
+    tick: int  # quote units per whole base unit, per tick of price (the DB price unit per tick)
+    lot: int  # base units per lot
 
     @classmethod
     def of(cls, product_id: str) -> Rules:
@@ -36,17 +36,7 @@ class Rules:
         min_funds = p.min_market_funds.scaleb(p.quote.exponent)
         if min_funds != min_funds.to_integral_value():
             raise ValueError(f"{product_id}: min market funds is off the quote's unit")
-        return cls(p, int(min_funds))
-
-    @property
-    def tick(self) -> int:
-        """Quote units per whole base unit, per tick of price (the DB price unit per tick)."""
-        return self.product.quote_units_per_tick
-
-    @property
-    def lot(self) -> int:
-        """Base units per lot."""
-        return self.product.base_units_per_lot
+        return cls(p, int(min_funds), p.quote_units_per_tick, p.base_units_per_lot)
 
     def engine_rules(self) -> dict[str, Any]:
         p = self.product
@@ -112,53 +102,31 @@ class OrderState:
     open_lots: int | None = None  # lots still open (size orders); None for funds-only orders
 
     @classmethod
-    def from_row(cls, row: tuple[Any, ...], rules: Rules) -> OrderState:
-        (
-            oid,
-            user_id,
-            _product,
-            side,
-            kind,
-            price,
-            size,
-            funds,
-            tif,
-            post_only,
-            stp,
-            status,
-            hold_asset,
-            hold_amount,
-            filled,
-            value,
-            fees,
-            stp_size,
-            seq,
-            accepted_seq,
-        ) = row
-        size_lots = None if size is None else rules.lots(int(size))
+    def from_row(cls, row: OrderRow, rules: Rules) -> OrderState:
+        size_lots = None if row.size is None else rules.lots(int(row.size))
         open_lots = None
         if size_lots is not None:
-            open_lots = size_lots - rules.lots(int(filled)) - rules.lots(int(stp_size))
+            open_lots = size_lots - rules.lots(int(row.filled_size)) - rules.lots(int(row.stp_size))
         return cls(
-            id=str(oid),
-            user_id=str(user_id),
-            side=side,
-            type=kind,
-            price_ticks=None if price is None else rules.ticks(int(price)),
+            id=str(row.id),
+            user_id=str(row.user_id),
+            side=row.side,
+            type=row.type,
+            price_ticks=None if row.price is None else rules.ticks(int(row.price)),
             size_lots=size_lots,
-            funds=None if funds is None else int(funds),
-            time_in_force=tif,
-            post_only=post_only,
-            stp=stp,
-            status=status,
-            hold_asset=hold_asset,
-            hold_amount=int(hold_amount),
-            filled_size=int(filled),
-            executed_value=int(value),
-            fill_fees=int(fees),
-            stp_size=int(stp_size),
-            seq=seq,
-            accepted_seq=accepted_seq,
+            funds=None if row.funds is None else int(row.funds),
+            time_in_force=row.time_in_force,
+            post_only=row.post_only,
+            stp=row.stp,
+            status=row.status,
+            hold_asset=row.hold_asset,
+            hold_amount=int(row.hold_amount),
+            filled_size=int(row.filled_size),
+            executed_value=int(row.executed_value),
+            fill_fees=int(row.fill_fees),
+            stp_size=int(row.stp_size),
+            seq=row.seq,
+            accepted_seq=row.accepted_seq,
             open_lots=open_lots,
         )
 
@@ -215,15 +183,19 @@ def load(conn: psycopg.Connection, product_id: str) -> LoadedBook:
         ).fetchone()
         if state is None:
             raise LookupError(f"no product_state row for {product_id}")
-        rows = conn.execute(
-            f"""SELECT {ORDER_COLUMNS} FROM orders
-                WHERE product_id = %s AND status = 'open' ORDER BY seq""",
-            (product_id,),
-        ).fetchall()
+        rows = (
+            conn.cursor(row_factory=order_row)
+            .execute(
+                f"""SELECT {ORDER_COLUMNS} FROM orders
+                    WHERE product_id = %s AND status = 'open' ORDER BY seq""",
+                (product_id,),
+            )
+            .fetchall()
+        )
     live = {}
     resting = []
     for row in rows:
-        o = OrderState.from_row(tuple(row), rules)
+        o = OrderState.from_row(row, rules)
         live[o.id] = o
         resting.append(
             {
@@ -238,11 +210,3 @@ def load(conn: psycopg.Connection, product_id: str) -> LoadedBook:
         )
     book = OrderBook.restore({"seq": int(state[0]), "orders": resting}, rules.engine_rules())
     return LoadedBook(rules, book, live, int(state[1]))
-
-
-def decimal_units(value: str | Decimal, exponent: int) -> int:
-    """A decimal amount as internal units, refusing anything finer than the unit (tests, tools)."""
-    units = Decimal(value).scaleb(exponent)
-    if units != units.to_integral_value():
-        raise ValueError(f"{value} has more than {exponent} decimal places")
-    return int(units)

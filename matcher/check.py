@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 import psycopg
 
 from chalicelib.core.catalog import PRODUCTS
+from chalicelib.core.order_rows import ORDER_COLUMNS, order_row
 from matcher import checkpoints
-from matcher.books import ORDER_COLUMNS, OrderState, Rules
+from matcher.books import OrderState, Rules
 from matcher.engine import Fill
 
 MAX_PER_CHECK = 20
@@ -127,13 +128,13 @@ def _conservation(conn: psycopg.Connection, report: Report) -> None:
 def _holds(conn: psycopg.Connection, report: Report) -> None:
     rules = {p: Rules.of(p) for p in PRODUCTS}
     live = 0
-    with conn.cursor(name="live_orders") as cur:
+    with conn.cursor(name="live_orders", row_factory=order_row) as cur:
         cur.itersize = 5000
         cur.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE status IN ('pending', 'open')")
         for row in cur:
             live += 1
-            r = rules[row[2]]
-            o = OrderState.from_row(tuple(row), r)
+            r = rules[row.product_id]
+            o = OrderState.from_row(row, r)
             expected = _expected_hold(o, r)
             if expected is None:
                 report.bad("holds", f"order {o.id}: a {o.type} order is {o.status}")
@@ -278,16 +279,16 @@ def _replay(
     else:
         which = "accepted_seq IS NOT NULL OR cancel_seq IS NOT NULL"
     commands: list[tuple[int, str, OrderState]] = []
-    for row in conn.execute(
-        f"""SELECT {ORDER_COLUMNS}, cancel_seq FROM orders
+    for row in conn.cursor(row_factory=order_row).execute(
+        f"""SELECT {ORDER_COLUMNS} FROM orders
             WHERE product_id = %(product)s AND ({which})""",
         bounds,
     ):
-        o = OrderState.from_row(tuple(row[:-1]), r)
+        o = OrderState.from_row(row, r)
         if o.accepted_seq is not None and (not from_checkpoint or o.accepted_seq > base_seq):
             commands.append((o.accepted_seq, "submit", o))
-        if row[-1] is not None:
-            commands.append((int(row[-1]), "cancel", o))
+        if row.cancel_seq is not None:
+            commands.append((row.cancel_seq, "cancel", o))
     commands.sort(key=lambda c: c[0])
 
     # An order's command is built from what it was placed with (price, size, funds, flags),

@@ -26,9 +26,10 @@ import psycopg
 
 from chalicelib.core.balances import FUNDS_CHECK, InsufficientFunds, LedgerRef, Move, moves_sql
 from chalicelib.core.catalog import fee_account
+from chalicelib.core.order_rows import ORDER_COLUMNS, order_row
 from chalicelib.messaging.order_queue import QueueMessage
 from chalicelib.platform.db import array_text, write_checks
-from matcher.books import ORDER_COLUMNS, LoadedBook, OrderState, Rules
+from matcher.books import LoadedBook, OrderState, Rules
 from matcher.engine import BUY, LIMIT, SELL, CancelRejected, Changed, Done, Fill, Opened
 
 
@@ -269,14 +270,19 @@ def load_orders(
     messages are poison on this product's queue)."""
     if not order_ids:
         return {}
-    rows = conn.execute(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY(%s::uuid[])", (array_text(order_ids),)
-    ).fetchall()
+    rows = (
+        conn.cursor(row_factory=order_row)
+        .execute(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY(%s::uuid[])",
+            (array_text(order_ids),),
+        )
+        .fetchall()
+    )
     found = {}
     for row in rows:
-        if row[2] != rules.product.id:
+        if row.product_id != rules.product.id:
             continue  # another product's order: its message is poison on this queue
-        o = OrderState.from_row(tuple(row), rules)
+        o = OrderState.from_row(row, rules)
         found[o.id] = o
     return found
 

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +30,6 @@ class Service:
     url: str
     source: str  # "env" | "running" | "embedded" | "localstack" | "moto"
     stop: Callable[[], None] | None = field(default=None, repr=False)
-
-    @property
-    def started_here(self) -> bool:
-        return self.stop is not None
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -212,11 +207,3 @@ def sqs(state_dir: Path = STATE_DIR) -> Service:
         return Service("sqs", config.DEFAULT_AWS_ENDPOINT_URL, source)
     kind, stop = sqs_server.start(host, port, state_dir)
     return Service("sqs", config.DEFAULT_AWS_ENDPOINT_URL, kind, stop)
-
-
-def http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return 200 <= resp.status < 300
-    except OSError:
-        return False

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import psycopg
 
 from chalicelib.core.catalog import ASSETS
-from chalicelib.platform.db import array_text, write_checks
+from chalicelib.platform.db import array_text
 
 LEDGER_TYPES = frozenset({"transfer", "match", "fee", "rebate", "conversion"})
 
@@ -22,7 +22,7 @@ class InsufficientFunds(Exception):
     """The account's available (or held) amount is smaller than the move asked for."""
 
 
-# apply_moves' write_check: a balance would have gone below zero (db.write_checks).
+# The write_check of `moves_sql`: a balance would have gone below zero (db.write_checks).
 FUNDS_CHECK: dict[str, type[Exception]] = {"EX001": InsufficientFunds}
 
 
@@ -51,20 +51,6 @@ def credit(
     return _change(conn, user_id, asset, amount, 0, kind, ref)
 
 
-def debit(
-    conn: psycopg.Connection, user_id: str, asset: str, amount: int, kind: str, ref: LedgerRef
-) -> int:
-    """Take `amount` (> 0) from available; raises InsufficientFunds."""
-    return _change(conn, user_id, asset, -amount, 0, kind, ref)
-
-
-def spend_hold(
-    conn: psycopg.Connection, user_id: str, asset: str, amount: int, kind: str, ref: LedgerRef
-) -> int:
-    """Take `amount` (> 0) out of hold (a fill or a withdrawal paying from its hold)."""
-    return _change(conn, user_id, asset, 0, -amount, kind, ref)
-
-
 def place_hold(conn: psycopg.Connection, user_id: str, asset: str, amount: int) -> None:
     """Move `amount` from available to hold, atomically, or raise InsufficientFunds.
 
@@ -79,18 +65,6 @@ def place_hold(conn: psycopg.Connection, user_id: str, asset: str, amount: int) 
     ).fetchone()
     if row is None:
         raise InsufficientFunds(asset)
-
-
-def release_hold(conn: psycopg.Connection, user_id: str, asset: str, amount: int) -> None:
-    """Move `amount` from hold back to available."""
-    _require_positive(amount)
-    row = conn.execute(
-        """UPDATE balances SET available = available + %(a)s, hold = hold - %(a)s
-           WHERE user_id = %(u)s AND asset = %(s)s AND hold >= %(a)s RETURNING 1""",
-        {"a": amount, "u": user_id, "s": asset},
-    ).fetchone()
-    if row is None:
-        raise InsufficientFunds(f"{asset} hold")
 
 
 def _require_positive(amount: int) -> None:
@@ -139,7 +113,7 @@ def _change(
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """One change of one (user, asset) row, for `apply_moves`.
+    """One change of one (user, asset) row, for `moves_sql`.
 
     `available` and `hold` are signed deltas. A move that changes the balance (their sum is not
     zero) must name its ledger `kind` and `ref`; a pure hold release (available +x, hold -x)
@@ -159,8 +133,8 @@ class MovesSql:
     """Many moves as the parts of ONE statement (`moves_sql`): `ctes` are WITH items that lock,
     update and ledger the rows, with `params` for their placeholders in order; `check` is a
     select-list expression (no placeholders) that fails the statement with EX001 unless every
-    summed row could take its moves. A caller may put the parts in a statement of its own (the
-    matcher writes a whole batch so), or run them alone with `apply_moves`."""
+    summed row could take its moves. The caller puts the parts in a statement of its own (the
+    matcher writes a whole batch so) and maps EX001 to InsufficientFunds with `FUNDS_CHECK`."""
 
     ctes: str
     params: list[object]
@@ -241,17 +215,3 @@ def moves_sql(moves: list[Move]) -> MovesSql | None:
              ((SELECT count(*) FROM mv) - (SELECT count(*) FROM mv_upd)) || ' of '
              || (SELECT count(*) FROM mv) || ' accounts short')""",
     )
-
-
-def apply_moves(conn: psycopg.Connection, moves: list[Move]) -> None:
-    """Apply many moves in ONE statement: the batch form of credit/debit/spend_hold/release_hold
-    (`moves_sql` says how).
-
-    If any row would go below zero the statement fails on the server (a `write_check`), which
-    aborts the caller's transaction: InsufficientFunds is raised.
-    """
-    parts = moves_sql(moves)
-    if parts is None:
-        return
-    with write_checks(FUNDS_CHECK):
-        conn.execute(f"WITH {parts.ctes} SELECT {parts.check}", parts.params)

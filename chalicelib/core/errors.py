@@ -35,16 +35,8 @@ class Conflict(ApiError):
     status = 409
 
 
-class Unprocessable(ApiError):
-    status = 422
-
-
 class RateLimited(ApiError):
     status = 429
 
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after_s))})
-
-
-class Unavailable(ApiError):
-    status = 503

@@ -49,13 +49,6 @@ def write_checks(failures: Mapping[str, type[Exception]]) -> Iterator[None]:
         raise failure(exc.diag.message_primary or exc.sqlstate) from exc
 
 
-def close_all() -> None:
-    with _lock:
-        for p in _pools.values():
-            p.close()
-        _pools.clear()
-
-
 def array_text(values: Iterable[object]) -> str:
     """A one-dimensional Postgres array in its text input form, for a batch write's column
     passed as ONE text parameter and cast in SQL (`unnest(%s::numeric[])`).

@@ -20,6 +20,7 @@ import psycopg
 from chalicelib.core import balances, paging, wire
 from chalicelib.core.catalog import PRODUCTS, Product
 from chalicelib.core.errors import BadRequest, NotFound
+from chalicelib.core.order_rows import ORDER_COLUMNS, OrderRow, order_row
 from chalicelib.messaging import order_queue
 from chalicelib.messaging.sqs import message_client, sqs_client
 from chalicelib.platform import db
@@ -27,9 +28,6 @@ from chalicelib.platform.config import settings
 from chalicelib.platform.logs import logger
 from chalicelib.trading.order_requests import OrderRequest, check_band
 
-ORDER_COLUMNS = """id, client_oid, product_id, side, type, price, size, funds, time_in_force,
-    post_only, stp, status, done_reason, reject_reason, filled_size, executed_value, fill_fees,
-    created_at, done_at, hold_amount"""
 LIVE = ("pending", "open")
 
 ORDER_SCHEMA: dict[str, Any] = {
@@ -85,54 +83,33 @@ _queue_urls: dict[tuple[str, str], str] = {}
 _queue_lock = threading.Lock()
 
 
-def shape(row: tuple[Any, ...]) -> dict[str, Any]:
-    (
-        order_id,
-        client_oid,
-        product_id,
-        side,
-        kind,
-        price,
-        size,
-        funds,
-        tif,
-        post_only,
-        stp,
-        status,
-        done_reason,
-        reject_reason,
-        filled,
-        value,
-        fees,
-        created,
-        done_at,
-        _hold,
-    ) = row
-    p = PRODUCTS[product_id]
+def shape(row: OrderRow) -> dict[str, Any]:
+    """An order as the API returns it."""
+    p = PRODUCTS[row.product_id]
     quote = p.quote.id
-    funds_text = None if funds is None else wire.asset_amount(funds, quote)
+    funds_text = None if row.funds is None else wire.asset_amount(row.funds, quote)
     return {
-        "id": str(order_id),
-        "client_oid": str(client_oid) if client_oid else None,
-        "product_id": product_id,
-        "side": side,
-        "type": kind,
-        "price": None if price is None else wire.price(price, p),
-        "size": None if size is None else wire.size(size, p),
+        "id": str(row.id),
+        "client_oid": str(row.client_oid) if row.client_oid else None,
+        "product_id": row.product_id,
+        "side": row.side,
+        "type": row.type,
+        "price": None if row.price is None else wire.price(row.price, p),
+        "size": None if row.size is None else wire.size(row.size, p),
         "funds": funds_text,
         "specified_funds": funds_text,
-        "time_in_force": tif,
-        "post_only": post_only,
-        "stp": stp,
-        "status": status,
-        "done_reason": done_reason,
-        "reject_reason": reject_reason,
-        "filled_size": wire.size(filled, p),
-        "executed_value": wire.asset_amount(value, quote),
-        "fill_fees": wire.asset_amount(fees, quote),
-        "settled": status in ("done", "rejected"),
-        "created_at": wire.iso(created),
-        "done_at": wire.iso(done_at),
+        "time_in_force": row.time_in_force,
+        "post_only": row.post_only,
+        "stp": row.stp,
+        "status": row.status,
+        "done_reason": row.done_reason,
+        "reject_reason": row.reject_reason,
+        "filled_size": wire.size(row.filled_size, p),
+        "executed_value": wire.asset_amount(row.executed_value, quote),
+        "fill_fees": wire.asset_amount(row.fill_fees, quote),
+        "settled": row.status in ("done", "rejected"),
+        "created_at": wire.iso(row.created_at),
+        "done_at": wire.iso(row.done_at),
     }
 
 
@@ -182,11 +159,15 @@ def _last_price_ticks(conn: psycopg.Connection, product: Product) -> int | None:
 
 
 def _existing(conn: psycopg.Connection, user_id: str, client_oid: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = %s AND client_oid = %s",
-        (user_id, client_oid),
-    ).fetchone()
-    return None if row is None else shape(tuple(row))
+    row = (
+        conn.cursor(row_factory=order_row)
+        .execute(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = %s AND client_oid = %s",
+            (user_id, client_oid),
+        )
+        .fetchone()
+    )
+    return None if row is None else shape(row)
 
 
 def place(user_id: str, request: OrderRequest) -> dict[str, Any]:
@@ -209,28 +190,33 @@ def place(user_id: str, request: OrderRequest) -> dict[str, Any]:
         try:
             with conn.transaction():
                 balances.place_hold(conn, user_id, asset, amount)
-                row = conn.execute(
-                    f"""INSERT INTO orders (id, user_id, client_oid, product_id, side, type, price,
-                          size, funds, time_in_force, post_only, stp, hold_asset, hold_amount)
-                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                        RETURNING {ORDER_COLUMNS}""",
-                    (
-                        order_id,
-                        user_id,
-                        request.client_oid,
-                        request.product.id,
-                        request.side,
-                        request.type,
-                        request.price_units,
-                        request.size_units,
-                        funds,
-                        request.time_in_force,
-                        request.post_only,
-                        request.stp,
-                        asset,
-                        amount,
-                    ),
-                ).fetchone()
+                placed = (
+                    conn.cursor(row_factory=order_row)
+                    .execute(
+                        f"""INSERT INTO orders (id, user_id, client_oid, product_id, side, type,
+                              price, size, funds, time_in_force, post_only, stp, hold_asset,
+                              hold_amount)
+                            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                            RETURNING {ORDER_COLUMNS}""",
+                        (
+                            order_id,
+                            user_id,
+                            request.client_oid,
+                            request.product.id,
+                            request.side,
+                            request.type,
+                            request.price_units,
+                            request.size_units,
+                            funds,
+                            request.time_in_force,
+                            request.post_only,
+                            request.stp,
+                            asset,
+                            amount,
+                        ),
+                    )
+                    .fetchone()
+                )
         except balances.InsufficientFunds as exc:
             raise BadRequest("Insufficient funds") from exc
         except psycopg.errors.UniqueViolation:
@@ -240,9 +226,9 @@ def place(user_id: str, request: OrderRequest) -> dict[str, Any]:
             if found is None:
                 raise
             return found
-    assert row is not None
+    assert placed is not None
     _publish(order_queue.QueueMessage("order", order_id, request.product.id, user_id))
-    return shape(tuple(row))
+    return shape(placed)
 
 
 def _publish(message: order_queue.QueueMessage) -> None:
@@ -276,13 +262,17 @@ def _parse_ref(ref: str) -> tuple[str, str]:
 def get(user_id: str, ref: str) -> dict[str, Any]:
     column, value = _parse_ref(ref)
     with db.connection() as conn:
-        row = conn.execute(
-            f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = %s AND {column} = %s",
-            (user_id, value),
-        ).fetchone()
+        row = (
+            conn.cursor(row_factory=order_row)
+            .execute(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = %s AND {column} = %s",
+                (user_id, value),
+            )
+            .fetchone()
+        )
     if row is None:
         raise NotFound("order not found")
-    return shape(tuple(row))
+    return shape(row)
 
 
 def cancel(user_id: str, ref: str, product_id: str | None = None) -> str:
@@ -361,22 +351,30 @@ def list_orders(
     with db.connection() as conn:
         if page.before is not None:
             params["t"], params["i"] = paging.ts_cursor(page.before, "before")
-            rows = conn.execute(
-                f"""SELECT {ORDER_COLUMNS} FROM orders WHERE {where}
+            rows = (
+                conn.cursor(row_factory=order_row)
+                .execute(
+                    f"""SELECT {ORDER_COLUMNS} FROM orders WHERE {where}
                     AND (created_at, id) > (%(t)s, %(i)s) ORDER BY created_at, id LIMIT %(n)s""",
-                params,
-            ).fetchall()[::-1]
+                    params,
+                )
+                .fetchall()[::-1]
+            )
         else:
             extra = ""
             if page.after is not None:
                 params["t"], params["i"] = paging.ts_cursor(page.after, "after")
                 extra = "AND (created_at, id) < (%(t)s, %(i)s)"
-            rows = conn.execute(
-                f"""SELECT {ORDER_COLUMNS} FROM orders WHERE {where} {extra}
+            rows = (
+                conn.cursor(row_factory=order_row)
+                .execute(
+                    f"""SELECT {ORDER_COLUMNS} FROM orders WHERE {where} {extra}
                     ORDER BY created_at DESC, id DESC LIMIT %(n)s""",
-                params,
-            ).fetchall()
-    cursors = [paging.encode_ts_cursor(r[17], str(r[0])) for r in rows]
-    return [shape(tuple(r)) for r in rows], paging.headers(
+                    params,
+                )
+                .fetchall()
+            )
+    cursors = [paging.encode_ts_cursor(r.created_at, str(r.id)) for r in rows]
+    return [shape(r) for r in rows], paging.headers(
         cursors[0] if cursors else None, cursors[-1] if cursors else None
     )

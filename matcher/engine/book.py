@@ -153,18 +153,6 @@ class OrderBook:
         """The sequence number of the last event emitted (0 before any). Complexity: O(1)."""
         return self._seq
 
-    def notional(self, price_ticks: int, size_lots: int) -> int:
-        """Quote internal units that ``size_lots`` at ``price_ticks`` are worth. O(1)."""
-        return price_ticks * size_lots * self.quote_units_per_tick_lot
-
-    def max_taker_fee(self, notional_units: int) -> int:
-        """The taker fee of one fill of this notional, rounded up. Complexity: O(1).
-
-        A limit buy that fills in several pieces pays up to one unit more per piece; hold
-        :meth:`buy_hold` for it instead.
-        """
-        return _ceil_div(notional_units * self._taker_num, self._taker_den)
-
     def buy_hold(self, price_ticks: int, size_lots: int) -> int:
         """Quote units that always cover a limit buy (notional plus every fee it can pay).
 

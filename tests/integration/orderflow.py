@@ -21,11 +21,12 @@ import psycopg
 
 from chalicelib.core import balances
 from chalicelib.core.catalog import ASSETS, FEE_ACCOUNTS, PRODUCTS
+from chalicelib.core.money import to_units
 from chalicelib.messaging import order_queue
 from chalicelib.messaging.order_queue import QueueMessage
 from chalicelib.messaging.sqs import sqs_client
 from chalicelib.platform.config import Settings
-from matcher.books import decimal_units
+from chalicelib.platform.db import write_checks
 from matcher.coordinator import Matcher
 from matcher.faults import Faults
 from matcher.options import Options
@@ -66,7 +67,7 @@ class Flow:
             )
             balances.open_accounts(self.conn, user_id)
             for asset, amount in funds.items():
-                units = decimal_units(amount, ASSETS[asset].exponent)
+                units = to_units(Decimal(amount), ASSETS[asset].exponent)
                 deposit_id = str(uuid.uuid4())
                 self.conn.execute(
                     """INSERT INTO deposits (id, user_id, asset, amount, address, status,
@@ -119,9 +120,9 @@ class Flow:
         Raises balances.InsufficientFunds when the hold does not fit."""
         p = PRODUCTS[product_id]
         kind = "limit" if price is not None else "market"
-        price_u = None if price is None else decimal_units(price, p.quote.exponent)
-        size_u = None if size is None else decimal_units(size, p.base.exponent)
-        funds_u = None if funds is None else decimal_units(funds, p.quote.exponent)
+        price_u = None if price is None else to_units(Decimal(price), p.quote.exponent)
+        size_u = None if size is None else to_units(Decimal(size), p.base.exponent)
+        funds_u = None if funds is None else to_units(Decimal(funds), p.quote.exponent)
         order_id = str(uuid.uuid4())
         with self.conn.transaction():
             if side == "sell":
@@ -247,7 +248,17 @@ def _plain(v: Any) -> Any:
 
 
 def units(amount: str, asset: str) -> int:
-    return decimal_units(amount, ASSETS[asset].exponent)
+    return to_units(Decimal(amount), ASSETS[asset].exponent)
+
+
+def write_moves(conn: psycopg.Connection, moves: list[balances.Move]) -> None:
+    """Run the parts of `balances.moves_sql` as a statement of their own, the way the matcher's
+    batch statement runs them (its WITH items, its check in the select list); an overdraft
+    raises InsufficientFunds."""
+    parts = balances.moves_sql(moves)
+    assert parts is not None
+    with write_checks(balances.FUNDS_CHECK):
+        conn.execute(f"WITH {parts.ctes} SELECT {parts.check}", parts.params)
 
 
 def simulate(flow: Flow, product_id: str, commands: list[tuple[str, str]]) -> list[tuple]:
@@ -260,15 +271,18 @@ def simulate(flow: Flow, product_id: str, commands: list[tuple[str, str]]) -> li
     cancel_seq). This asserts that each account's commands kept their order, then replays
     every command in the matcher's order (a cancel that found nothing to cancel has no seq and
     changed nothing)."""
-    from matcher.books import ORDER_COLUMNS, OrderState, Rules
+    from chalicelib.core.order_rows import ORDER_COLUMNS, order_row
+    from matcher.books import OrderState, Rules
     from matcher.engine import Fill
 
     rules = Rules.of(product_id)
     ids = list({oid for _, oid in commands})
-    rows = flow.conn.execute(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY(%s::uuid[])", (ids,)
-    ).fetchall()
-    placed = {o.id: o for o in (OrderState.from_row(tuple(r), rules) for r in rows)}
+    rows = (
+        flow.conn.cursor(row_factory=order_row)
+        .execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = ANY(%s::uuid[])", (ids,))
+        .fetchall()
+    )
+    placed = {o.id: o for o in (OrderState.from_row(r, rules) for r in rows)}
     seqs = {
         str(r[0]): (str(r[1]), r[2], r[3])
         for r in flow.conn.execute(

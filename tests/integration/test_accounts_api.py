@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib.core import balances
 from tests.conftest import Caller
+from tests.integration.orderflow import write_moves
 
 
 def _by_currency(user: Caller) -> dict[str, dict[str, str]]:
@@ -154,7 +155,10 @@ def test_ledger_sums_equal_balances(make_user: Any, database_url: str) -> None:
     user.fund("BTC", "0.5")
     user.fund("BTC", "0.25")
     with psycopg.connect(database_url) as conn:
-        balances.debit(conn, user.user_id, "BTC", 10_000_000, "transfer", balances.LedgerRef())
+        write_moves(
+            conn,
+            [balances.Move(user.user_id, "BTC", -10_000_000, 0, "transfer", balances.LedgerRef())],
+        )
         rows = conn.execute(
             """SELECT b.available + b.hold, coalesce(sum(l.amount), 0) FROM balances b
                LEFT JOIN ledger_entries l ON l.balance_id = b.id
@@ -173,8 +177,8 @@ def test_balances_module_refuses_overdraft_and_bad_amounts(
     with psycopg.connect(database_url) as conn:
         with pytest.raises(balances.InsufficientFunds):
             balances.place_hold(conn, user.user_id, "ETH", 10**18 + 1)
-        with pytest.raises(balances.InsufficientFunds):
-            balances.release_hold(conn, user.user_id, "ETH", 1)
+        with pytest.raises(balances.InsufficientFunds), conn.transaction():
+            write_moves(conn, [balances.Move(user.user_id, "ETH", 1, -1)])  # release no hold
         for bad in (0, -1, Decimal("1.5"), True):
             with pytest.raises(ValueError):
                 balances.place_hold(conn, user.user_id, "ETH", bad)  # type: ignore[arg-type]

@@ -1,12 +1,12 @@
-"""`balances.apply_moves`, the matcher's batch balance write, on a real Postgres."""
+"""`balances.moves_sql`, the matcher's batch balance write, on a real Postgres."""
 
 from __future__ import annotations
 
 import pytest
 
-from chalicelib.core.balances import FUNDS_CHECK, InsufficientFunds, LedgerRef, Move, apply_moves
+from chalicelib.core.balances import FUNDS_CHECK, InsufficientFunds, LedgerRef, Move
 from chalicelib.platform.db import write_checks
-from tests.integration.orderflow import Bal, Flow, units
+from tests.integration.orderflow import Bal, Flow, units, write_moves
 
 
 def _ledger(flow: Flow, user: str) -> list[tuple[int, int, str]]:
@@ -28,7 +28,7 @@ def test_an_overdraft_raises_and_the_transaction_writes_nothing(flow: Flow) -> N
         Move(user, "USD", -units("5", "USD"), 0, "fee", ref),
     ]
     with pytest.raises(InsufficientFunds), flow.conn.transaction():
-        apply_moves(flow.conn, moves)
+        write_moves(flow.conn, moves)
     assert flow.bal(user, "USD") == Bal(units("10", "USD"), 0)
     assert _ledger(flow, user) == before
 
@@ -44,7 +44,7 @@ def test_in_pipeline_mode_an_overdraft_aborts_the_implicit_transaction_at_the_sy
         Move(user, "USD", -units("2", "USD"), 0, "fee", ref),
     ]
     with write_checks(FUNDS_CHECK), flow.conn.pipeline() as pipe:
-        apply_moves(flow.conn, moves)
+        write_moves(flow.conn, moves)
         pipe.sync()
     assert flow.bal(user, "USD") == Bal(units("1", "USD"), units("1", "USD"))
     # Each ledger row carries the balance (available + hold) just after it.
@@ -57,7 +57,7 @@ def test_in_pipeline_mode_an_overdraft_aborts_the_implicit_transaction_at_the_sy
     overdraft = [Move(user, "USD", -units("7", "USD"), 0, "fee", ref)]
     credit = [Move(user, "USD", units("5", "USD"), 0, "transfer", ref)]
     with pytest.raises(InsufficientFunds), write_checks(FUNDS_CHECK), flow.conn.pipeline() as pipe:
-        apply_moves(flow.conn, credit)
-        apply_moves(flow.conn, overdraft)
+        write_moves(flow.conn, credit)
+        write_moves(flow.conn, overdraft)
         pipe.sync()
     assert flow.bal(user, "USD") == Bal(units("1", "USD"), units("1", "USD"))
