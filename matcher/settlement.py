@@ -29,6 +29,7 @@ from chalicelib.core.catalog import fee_account
 from chalicelib.core.order_rows import ORDER_COLUMNS, order_row
 from chalicelib.messaging.order_queue import QueueMessage
 from chalicelib.platform.db import array_text, write_checks
+from matcher.batch_sql import Trade, batch_statement
 from matcher.books import LoadedBook, OrderState, Rules
 from matcher.engine import BUY, LIMIT, SELL, CancelRejected, Changed, Done, Fill, Opened
 
@@ -43,19 +44,6 @@ class Conflict(Exception):
 
 # The batch write's checks, failed on the server (db.write_checks).
 _CHECKS: dict[str, type[Exception]] = {**FUNDS_CHECK, "EX002": Fenced, "EX003": Conflict}
-
-
-class Trade(NamedTuple):
-    trade_id: int
-    seq: int
-    maker_order_id: str
-    taker_order_id: str
-    maker_side: str
-    price: int  # quote units per whole base unit
-    size: int  # base units
-    funds: int  # quote units
-    maker_fee: int
-    taker_fee: int
 
 
 class Submitted(NamedTuple):
@@ -367,19 +355,28 @@ def _write(
     result: BatchResult,
     before_commit: Callable[[], None] | None,
 ) -> None:
-    """The whole batch as ONE statement (`_statement`) in autocommit: its own transaction, sent
-    to the server in one write and committed there if it succeeds, so it can never commit in
-    part. Its checks abort it on the server (`write_check`, migration 0006): the fence (EX002 ->
-    Fenced), every changed order still live (EX003 -> Conflict) and every balance still >= 0
-    (EX001 -> InsufficientFunds).
+    """The whole batch as ONE statement (`batch_sql.batch_statement`) in autocommit: its own
+    transaction, sent to the server in one write and committed there if it succeeds, so it can
+    never commit in part. Its checks abort it on the server (`write_check`, migration 0006):
+    the fence (EX002 -> Fenced), every changed order still live (EX003 -> Conflict) and every
+    balance still >= 0 (EX001 -> InsufficientFunds).
 
     Why one statement rather than one per table in psycopg's pipeline mode (one round trip
     too): psycopg flushes each statement of a pipeline to the socket as it is queued, and
-    every send on loopback wakes the server. Sampled during a drain (py-spy), those flushes were
-    a seventh of the matcher's samples holding the GIL; one statement is one send."""
+    every send on loopback wakes the server, at a cost in the matcher's CPU under the GIL; one
+    statement is one send."""
     product_id = loaded.rules.product.id
     t = time.perf_counter()
-    sql, params = _statement(loaded, work, changed, result)
+    sql, params = batch_statement(
+        product_id,
+        result.seq_before,
+        result.seq_after,
+        loaded.last_trade_id,
+        work.next_trade_id - 1,
+        changed,
+        work.trades,
+        moves_sql(work.moves),
+    )
     if before_commit is not None:
         before_commit()  # the batch is built and not sent: nothing of it can commit
     sent = time.perf_counter()
@@ -398,118 +395,8 @@ def _write(
     result.timings.update(w_build=sent - t, w_commit=time.perf_counter() - sent)
 
 
-def _statement(
-    loaded: LoadedBook, work: _Batch, changed: list[OrderState], result: BatchResult
-) -> tuple[str, list[Any]]:
-    """The batch's statement and its parameters: the fence, the order rows, the trades and the
-    balance moves as data-modifying WITH items, and a select list of their checks, fence first.
-
-    The checks read the items they check, and Postgres runs an item when it is first read: so
-    the fence's UPDATE runs (and locks the product's row) before anything else, and a stale
-    matcher's statement stops there. Items nothing reads (the inserts) run at the end."""
-    product_id = loaded.rules.product.id
-    ctes = [
-        """fence AS (
-             UPDATE product_state
-             SET last_seq = %s, last_trade_id = %s, updated_at = now()
-             WHERE product_id = %s AND last_seq = %s AND last_trade_id = %s
-             RETURNING now() AS at)"""
-    ]
-    params: list[Any] = [
-        result.seq_after,
-        work.next_trade_id - 1,
-        product_id,
-        result.seq_before,
-        loaded.last_trade_id,
-    ]
-    checks = ["write_check((SELECT count(*) FROM fence) = 1, 'EX002', 'fenced: ' || %s)"]
-    check_params: list[Any] = [product_id]
-    if changed:
-        ctes.append(_ORDERS_CTE)
-        params += _orders_params(changed)
-        checks.append(
-            """write_check((SELECT count(*) FROM changed_orders) = %s, 'EX003',
-                 (%s - (SELECT count(*) FROM changed_orders)) || ' order(s) were no longer live')"""
-        )
-        check_params += [len(changed), len(changed)]
-    if work.trades:
-        ctes.append(_TRADES_CTE)
-        params += _trades_params(product_id, work.trades)
-    moves = moves_sql(work.moves)
-    if moves is not None:
-        ctes.append(moves.ctes)
-        params += moves.params
-        checks.append(moves.check)
-    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(checks)}, (SELECT max(at) FROM fence)"
-    return sql, params + check_params
-
-
 def _fence_moved(conn: psycopg.Connection, product_id: str, seq: int) -> bool:
     row = conn.execute(
         "SELECT last_seq FROM product_state WHERE product_id = %s", (product_id,)
     ).fetchone()
     return row is None or int(row[0]) != seq
-
-
-# Every changed order must still be live (pending or open) in Postgres: else EX003 (`_statement`).
-# The rows are found by primary key, whatever the statistics say (with `key_lookups_only`).
-# Written as `o.status IN ('pending', 'open')`, the condition matches the partial index
-# `orders_live`, and a planner that believes there are few live orders (a table not analyzed
-# since it grew) reads every live order of every product for each batch: 1,000-3,000 rows in
-# the benchmark instead of 10. `NOT IN ('done', 'rejected')` says the same (the status CHECK
-# allows only these four) without offering that index, and `o.id = ANY(...)` gives the primary
-# key a condition of its own.
-_ORDERS_CTE = """changed_orders AS (
-           UPDATE orders o SET status = ch.status, done_reason = ch.done_reason,
-             reject_reason = ch.reject_reason, hold_amount = ch.hold_amount,
-             filled_size = ch.filled_size, executed_value = ch.executed_value,
-             fill_fees = ch.fill_fees, stp_size = ch.stp_size, seq = ch.seq,
-             accepted_seq = ch.accepted_seq, cancel_seq = ch.cancel_seq,
-             done_at = CASE WHEN ch.done THEN now() ELSE o.done_at END
-           FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::numeric[],
-                       %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::int8[],
-                       %s::int8[], %s::int8[], %s::bool[])
-             AS ch(id, status, done_reason, reject_reason, hold_amount, filled_size,
-                   executed_value, fill_fees, stp_size, seq, accepted_seq, cancel_seq, done)
-           WHERE o.id = ch.id AND o.id = ANY(%s::uuid[])
-             AND o.status NOT IN ('done', 'rejected')
-           RETURNING 1)"""
-
-
-def _orders_params(changed: list[OrderState]) -> list[str]:
-    cols: list[list[Any]] = [[] for _ in range(13)]
-    for o in changed:
-        values = (
-            o.id,
-            o.status,
-            o.done_reason,
-            o.reject_reason,
-            o.hold_amount,
-            o.filled_size,
-            o.executed_value,
-            o.fill_fees,
-            o.stp_size,
-            o.seq,
-            o.accepted_seq,
-            o.cancel_seq,
-            o.status in ("done", "rejected"),
-        )
-        for col, v in zip(cols, values, strict=True):
-            col.append(v)
-    arrays = [array_text(col) for col in cols]  # arrays[0]: the ids
-    return [*arrays, arrays[0]]
-
-
-_TRADES_CTE = """new_trades AS (
-           INSERT INTO trades (product_id, trade_id, seq, maker_order_id, taker_order_id,
-             maker_side, price, size, funds, maker_fee, taker_fee)
-           SELECT %s, * FROM unnest(%s::int8[], %s::int8[], %s::uuid[], %s::uuid[], %s::text[],
-             %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[]))"""
-
-
-def _trades_params(product_id: str, trades: list[Trade]) -> list[str]:
-    cols: list[list[Any]] = [[] for _ in range(10)]
-    for t in trades:
-        for col, v in zip(cols, t, strict=True):
-            col.append(v)
-    return [product_id, *map(array_text, cols)]
