@@ -146,4 +146,3 @@ def _from_redis(p: Product, granularity: int, first: int, last: int) -> list[lis
             ]
         )
     return out
-
