@@ -11,7 +11,7 @@ publishing thread; the live book belongs to the settling thread.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.core.market_keys import level_value, order_value
@@ -25,21 +25,25 @@ SIDES = (BUY, SELL)
 _SIDE, _PRICE, _LOTS, _PRIO = 0, 1, 2, 3
 
 
-@dataclass(slots=True)
 class BookDiff:
-    """What one batch changed. `done_lots` has one entry per `Done` event, in order: the lots
-    the order still rested with, or None when it was not resting (the event's own
-    `remaining` then holds)."""
+    """What one batch changed: `touched`, each level it touched as it was before (None: the
+    level did not exist); `moved`, the orders whose level-3 entry changed; `done_lots`, one
+    entry per `Done` event in order: the lots the order still rested with, or None when it was
+    not resting (the event's own `remaining` then holds)."""
 
-    touched: dict[tuple[str, int], tuple[int, int] | None] = field(default_factory=dict)
-    moved: set[Hashable] = field(default_factory=set)
-    done_lots: list[int | None] = field(default_factory=list)
+    __slots__ = ("done_lots", "moved", "touched")
+
+    def __init__(self) -> None:
+        self.touched: dict[tuple[str, int], tuple[int, int] | None] = {}
+        self.moved: set[Hashable] = set()
+        self.done_lots: list[int | None] = []
 
 
 @dataclass(slots=True)
 class LevelWrites:
     """The batch's level-2 changes: per side the hash fields to set and to delete, and the feed
-    message's `l2` list of `[side, price, size]` ("0": the level is gone)."""
+    message's `l2` list of `[side, price, size]` ("0": the level is gone), bids first, each
+    side in the order the batch first touched its levels."""
 
     sets: dict[str, dict[str, str]]
     dels: dict[str, list[str]]
@@ -76,7 +80,7 @@ class BookShadow:
         diff = BookDiff()
         # Hot loop: locals for what every event touches.
         orders, levels = self.orders, self.levels
-        touched, moved, done_lots = diff.touched, diff.moved, diff.done_lots
+        touched, move, done = diff.touched, diff.moved.add, diff.done_lots.append
         o: Any
         lv: Any
         for e in events:
@@ -89,7 +93,7 @@ class BookShadow:
                 if key not in touched:
                     touched[key] = (lv[0], lv[1])
                 lv[0] -= e.size
-                moved.add(e.maker_id)
+                move(e.maker_id)
             elif kind is Opened:
                 orders[e.order_id] = [e.side, e.price, e.size, e.seq]
                 lv = levels[e.side].get(e.price)
@@ -101,11 +105,11 @@ class BookShadow:
                 else:
                     lv[0] += e.size
                     lv[1] += 1
-                moved.add(e.order_id)
+                move(e.order_id)
             elif kind is Done:
                 o = orders.pop(e.order_id, None)
                 if o is None:
-                    done_lots.append(None)
+                    done(None)
                     continue
                 lv = levels[o[_SIDE]][o[_PRICE]]
                 key = (o[_SIDE], o[_PRICE])
@@ -113,8 +117,8 @@ class BookShadow:
                     touched[key] = (lv[0], lv[1])
                 lv[0] -= o[_LOTS]
                 lv[1] -= 1
-                moved.add(e.order_id)
-                done_lots.append(o[_LOTS])
+                move(e.order_id)
+                done(o[_LOTS])
             elif kind is Changed:
                 o = orders.get(e.order_id)
                 if o is not None:
@@ -124,53 +128,48 @@ class BookShadow:
                     if key not in touched:
                         touched[key] = (lv[0], lv[1])
                     lv[0] -= e.old_size - e.new_size
-                    moved.add(e.order_id)
+                    move(e.order_id)
         return diff
 
     def level_writes(self, diff: BookDiff, strings: ProductStrings) -> LevelWrites:
         """The net level changes of `diff`; drops the levels it emptied from the shadow.
         Complexity: O(levels touched)."""
-        price, size = strings.prices, strings.sizes
-        out = LevelWrites({}, {}, [])
-        l2 = out.l2
-        for side in SIDES:
-            sets: dict[str, str] = {}
-            dels: list[str] = []
-            side_levels = self.levels[side]
-            for (s, p), was in diff.touched.items():
-                if s != side:
+        price, size, levels = strings.prices, strings.sizes, self.levels
+        sets: dict[str, dict[str, str]] = {BUY: {}, SELL: {}}
+        dels: dict[str, list[str]] = {BUY: [], SELL: []}
+        l2: dict[str, list[list[str]]] = {BUY: [], SELL: []}
+        for (side, p), was in diff.touched.items():
+            lv = levels[side][p]
+            if lv[1] == 0:
+                del levels[side][p]
+                if was is None:
                     continue
-                lv = side_levels[p]
-                if lv[1] == 0:
-                    del side_levels[p]
-                    if was is None:
-                        continue
-                    ps = price[p]
-                    dels.append(ps)
-                    l2.append([side, ps, "0"])
-                elif was is not None and was[0] == lv[0] and was[1] == lv[1]:
-                    continue
-                else:
-                    ps = price[p]
-                    sz = size[lv[0]]
-                    sets[ps] = level_value(sz, lv[1])
-                    l2.append([side, ps, sz])
-            out.sets[side] = sets
-            out.dels[side] = dels
-        return out
+                ps = price[p]
+                dels[side].append(ps)
+                l2[side].append([side, ps, "0"])
+            elif was is not None and was[0] == lv[0] and was[1] == lv[1]:
+                continue
+            else:
+                ps = price[p]
+                sz = size[lv[0]]
+                sets[side][ps] = f"{sz} {lv[1]}"  # market_keys.level_value, inlined: hot path
+                l2[side].append([side, ps, sz])
+        return LevelWrites(sets, dels, l2[BUY] + l2[SELL])
 
     def order_writes(
         self, diff: BookDiff, strings: ProductStrings
     ) -> tuple[dict[str, str], list[str]]:
         """The level-3 hash fields to set and to delete for the orders `diff` moved."""
+        price, size, orders = strings.prices, strings.sizes, self.orders
         sets: dict[str, str] = {}
         dels: list[str] = []
         for oid in diff.moved:
-            o = self.orders.get(oid)
+            o = orders.get(oid)
             if o is None:
                 dels.append(str(oid))
             else:
-                sets[str(oid)] = self._order_value(o, strings)
+                # market_keys.order_value, inlined: hot path
+                sets[str(oid)] = f"{o[_SIDE]} {price[o[_PRICE]]} {size[o[_LOTS]]} {o[_PRIO]}"
         return sets, dels
 
     def level_hash(self, side: str, strings: ProductStrings) -> dict[str, str]:

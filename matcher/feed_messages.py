@@ -30,6 +30,7 @@ def event_messages(
     pid = product_id
     matches: list[dict[str, Any]] = []
     user: list[dict[str, Any]] = []
+    match, post = matches.append, user.append
     n_trade = 0
     n_done = 0
     for e in events:
@@ -49,27 +50,29 @@ def event_messages(
                 "price": price[e.price],
                 "side": t.maker_side,
             }
-            matches.append(m)
-            user.append(
+            match(m)
+            maker = str(e.maker_account)
+            taker = str(e.taker_account)
+            post(
                 {
                     **m,
-                    "user_id": str(e.maker_account),
-                    "maker_user_id": str(e.maker_account),
+                    "user_id": maker,
+                    "maker_user_id": maker,
                     "liquidity": "M",
                     "fee": quote_amount(e.maker_fee),
                 }
             )
-            user.append(
+            post(
                 {
                     **m,
-                    "user_id": str(e.taker_account),
-                    "taker_user_id": str(e.taker_account),
+                    "user_id": taker,
+                    "taker_user_id": taker,
                     "liquidity": "T",
                     "fee": quote_amount(e.taker_fee),
                 }
             )
         elif kind is Opened:
-            user.append(
+            post(
                 {
                     "type": "open",
                     "time": ts,
@@ -102,7 +105,7 @@ def event_messages(
                 done["remaining_size"] = size[remaining]
             if e.reason == "rejected":
                 done["reject_reason"] = e.message
-            user.append(done)
+            post(done)
         elif kind is Changed:
             change = {
                 "type": "change",
@@ -118,11 +121,11 @@ def event_messages(
             }
             if e.price is not None:
                 change["price"] = price[e.price]
-            user.append(change)
+            post(change)
         elif kind is Submitted:
-            user.append(received(e, ts, pid, strings))
+            post(received(e, ts, pid, strings))
         elif kind is PendingCancelled:
-            user.append(
+            post(
                 {
                     "type": "done",
                     "time": ts,

@@ -23,8 +23,9 @@ logged by the caller and never undoes or blocks a committed batch.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -166,31 +167,35 @@ class Publisher:
 
     def _write_trades(self, pipe: Any, trades: Sequence[Trade], ts: str, minute: int) -> None:
         """The batch's trades onto the stream, and the candle of their minute."""
-        stream = self.keys.trades(self.pid)
-        for t in trades:
-            self._xadd(pipe, stream, t, ts)
+        self._append_trades(pipe, trades, itertools.repeat(ts))
         candle = self.candles.add(trades, minute)
         pipe.hset(
             self.keys.candles(self.pid), mapping={str(minute): Candles.value(candle, self.strings)}
         )
 
-    def _xadd(self, pipe: Any, stream: str, t: Trade | market_history.TradeRow, ts: str) -> None:
-        pipe.xadd(
-            stream,
-            {
-                "trade_id": t.trade_id,
-                "seq": t.seq,
-                "maker_order_id": t.maker_order_id,
-                "taker_order_id": t.taker_order_id,
-                "side": t.maker_side,  # Coinbase's trade side is the maker's
-                "price": self.strings.price_units(t.price),
-                "size": self.strings.size_units(t.size),
-                "time": ts,
-            },
-            id=trade_entry_id(t.trade_id),
-            maxlen=TRADES_MAXLEN,
-            approximate=True,
-        )
+    def _append_trades(
+        self, pipe: Any, trades: Iterable[Trade | market_history.TradeRow], times: Iterable[str]
+    ) -> None:
+        """Trades onto the stream, each with its time. Hot path: locals, no call per trade."""
+        stream = self.keys.trades(self.pid)
+        xadd, price, size = pipe.xadd, self.strings.price_units, self.strings.size_units
+        for t, ts in zip(trades, times, strict=False):
+            xadd(
+                stream,
+                {
+                    "trade_id": t.trade_id,
+                    "seq": t.seq,
+                    "maker_order_id": t.maker_order_id,
+                    "taker_order_id": t.taker_order_id,
+                    "side": t.maker_side,  # Coinbase's trade side is the maker's
+                    "price": price(t.price),
+                    "size": size(t.size),
+                    "time": ts,
+                },
+                id=trade_entry_id(t.trade_id),
+                maxlen=TRADES_MAXLEN,
+                approximate=True,
+            )
 
     def _roll(self, pipe: Any, now: float) -> None:
         """A new minute (candles.Candles.roll): drop the stale minutes from Redis too."""
@@ -242,8 +247,7 @@ class Publisher:
         self._roll(pipe, now)
         if drop_stream:
             pipe.delete(k.trades(pid))
-        for t in reseed:
-            self._xadd(pipe, k.trades(pid), t, wire.iso(t.created_at) or "")
+        self._append_trades(pipe, reseed, (wire.iso(t.created_at) or "" for t in reseed))
         pipe.delete(k.ticker(pid))
         top = self.shadow.top(strings)
         stats = self.candles.stats(strings, self.ticker.last_price)

@@ -33,7 +33,6 @@ class ProductStrings:
 
     def __init__(self, product: Product) -> None:
         self.product = product
-        self._quote = product.quote.id
         self._qexp, self._bexp = product.quote.exponent, product.base.exponent
         self._pplaces, self._splaces = wire.price_places(product), wire.size_places(product)
         self.prices = WireStrings(product.quote_units_per_tick, self._qexp, self._pplaces)
@@ -52,5 +51,5 @@ class ProductStrings:
         return format_units(units, self._bexp, self._splaces)
 
     def quote_amount(self, units: int) -> str:
-        """A fee or funds in the quote asset, with its full precision."""
-        return wire.asset_amount(units, self._quote)
+        """A fee or funds in the quote asset, with its full precision (wire.asset_amount)."""
+        return format_units(units, self._qexp, self._qexp)
