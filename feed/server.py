@@ -23,10 +23,10 @@ import redis.asyncio as aioredis
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
+from chalicelib.core import level2
 from chalicelib.core.catalog import PRODUCTS
 from chalicelib.core.market_keys import Keys, keys_for
 from chalicelib.marketdata import feed_protocol as fp
-from chalicelib.marketdata import market_data
 from chalicelib.platform.config import Settings
 from chalicelib.platform.logs import logger
 
@@ -115,20 +115,14 @@ class FeedServer:
     async def _resync(self, product_id: str, announce: bool = True) -> None:
         """Load the product's level-2 book from Redis and send it to its subscribers."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hget(self.keys.book(product_id), "sequence")
-        pipe.hgetall(self.keys.l2(product_id, "buy"))
-        pipe.hgetall(self.keys.l2(product_id, "sell"))
-        seq, bids, asks = await pipe.execute()
+        level2.queue_read(pipe, self.keys, product_id)
+        seq, bids, asks = level2.from_replies(await pipe.execute())
         follower = self.books[product_id]
         if seq is None:
             follower.reset(0, [], [])
             follower.seq = None  # nothing published yet: the next message resyncs again
         else:
-            follower.reset(
-                int(seq),
-                market_data.sorted_levels(bids, "buy"),
-                market_data.sorted_levels(asks, "sell"),
-            )
+            follower.reset(seq, bids, asks)
         self.stats["resyncs"] += 1
         if announce:
             self._send(self._subscribers("level2", product_id), follower.snapshot())

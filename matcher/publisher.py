@@ -1,11 +1,11 @@
 """Market data to Redis after a batch commits: one MULTI/EXEC pipeline per batch.
 
-The layout is chalicelib/core/market_keys.py. A `Publisher` per product follows the engine through
-the batch's events (settlement's BatchResult.events) and keeps a shadow of the book's levels
-and resting orders, so a batch costs in proportion to what it changed, never to the book's size:
-the L2 and L3 hashes get only the changed levels and orders, the feed message carries the same
-changes. 1-minute candles live in memory for 48 h (rebuilt from Postgres on a full publish) and
-the 24 h ticker is those candles folded once per minute plus the current minute.
+The layout is chalicelib/core/market_keys.py. A `Publisher` per product orchestrates the parts,
+each in a module of its own and none touching Redis: the book diff (matcher/book_diff.py: a
+shadow of the book's levels and resting orders that follows the batch's events, so a batch
+costs in proportion to what it changed, never to the book's size), the feed messages
+(matcher/feed_messages.py), the candles and the 24 h figures (matcher/candles.py) and the
+ticker hash (matcher/ticker.py). Here is the Redis write of what they give.
 
 A full publish (everything rewritten from the book and Postgres, then a `reset` feed message)
 happens when the publisher starts, when the worker reloaded its book (the shadow would no longer
@@ -23,7 +23,9 @@ logged by the caller and never undoes or blocks a committed batch.
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,36 +34,15 @@ import psycopg
 
 from chalicelib.core import market_history, wire
 from chalicelib.core.market_keys import CANDLE_WINDOW_S, TRADES_MAXLEN, Keys, trade_entry_id
+from matcher import feed_messages
+from matcher.book_diff import SIDES, BookShadow
 from matcher.books import LoadedBook, Rules
-from matcher.engine import BUY, SELL, Changed, Done, Fill, Opened
-from matcher.settlement import BatchResult, PendingCancelled, Submitted
+from matcher.candles import Candles, minute_of
+from matcher.settlement import BatchResult, Trade
+from matcher.ticker import Ticker
+from matcher.wire_strings import ProductStrings
 
-SIDES = (BUY, SELL)
 RESEED_TRADES = 1000  # trades put back in a stream found behind Postgres by more than its tail
-DAY_S = 86400
-
-# Shadow of a resting order: [side, price ticks, open lots, priority]
-_SIDE, _PRICE, _LOTS, _PRIO = 0, 1, 2, 3
-
-
-class _WireStrings(dict[int, str]):
-    """Wire strings of counts of one unit (ticks, lots), each formatted on first use."""
-
-    MAX = 100_000  # kept before starting over
-
-    def __init__(self, unit: int, exponent: int, places: int) -> None:
-        super().__init__()
-        self.unit, self.exponent, self.places = unit, exponent, places
-
-    def __missing__(self, count: int) -> str:
-        if len(self) > self.MAX:
-            self.clear()
-        s = self[count] = wire.fixed(count * self.unit, self.exponent, self.places)
-        return s
-
-
-def _minute(ts: float) -> int:
-    return int(ts) // 60 * 60
 
 
 class Publisher:
@@ -70,40 +51,16 @@ class Publisher:
     def __init__(self, keys: Keys, rules: Rules) -> None:
         self.keys = keys
         self.rules = rules
-        p = rules.product
-        self.product = p
-        self.pid = p.id
-        self._qexp, self._bexp = p.quote.exponent, p.base.exponent
-        self._pplaces, self._splaces = wire.price_places(p), wire.size_places(p)
-        # A book reuses few prices and sizes, and formatting them was a seventh of a publish
-        # (benchmarks/market_data.py, sampled).
-        self._prices = _WireStrings(rules.tick, self._qexp, self._pplaces)
-        self._sizes = _WireStrings(rules.lot, self._bexp, self._splaces)
+        self.product = rules.product
+        self.pid = rules.product.id
+        self.strings = ProductStrings(rules.product)
+        self.shadow = BookShadow()
+        self.candles = Candles()
+        self.ticker = Ticker()
         self.loaded: LoadedBook | None = None  # the book the shadow follows
         self.needs_full = True
         self.sequence = 0
-        self.orders: dict[Any, list[Any]] = {}
-        self.levels: dict[str, dict[int, list[int]]] = {BUY: {}, SELL: {}}  # [lots, count]
-        self.candles: dict[int, list[int]] = {}  # minute -> [low, high, open, close, volume]
-        self.last: dict[str, str] = {}  # the last trade, wire strings
-        self._window_minute = -1
-        self._window: list[int] | None = None  # [open, high, low, volume] of the closed minutes
-        self._since = 0
         self.full_publishes = 0
-
-    # ------------------------------------------------------------------ formatting
-
-    def price(self, ticks: int) -> str:
-        return self._prices[ticks]
-
-    def price_units(self, units: int) -> str:
-        return wire.fixed(units, self._qexp, self._pplaces)
-
-    def size(self, lots: int) -> str:
-        return self._sizes[lots]
-
-    def size_units(self, units: int) -> str:
-        return wire.fixed(units, self._bexp, self._splaces)
 
     # ------------------------------------------------------------------ entry points
 
@@ -134,10 +91,11 @@ class Publisher:
                 self.needs_full = True
                 return False
             now = time.time()
-            if _minute(now) != self._window_minute:
+            if minute_of(now) != self.candles.window_minute:
                 pipe = redis.pipeline(transaction=True)
                 self._roll(pipe, now)
-                pipe.hset(self.keys.ticker(self.pid), mapping=self._stats(now))
+                stats = self.candles.stats(self.strings, self.ticker.last_price)
+                pipe.hset(self.keys.ticker(self.pid), mapping=stats)
                 pipe.execute()
         except BaseException:
             self.needs_full = True
@@ -151,377 +109,101 @@ class Publisher:
         when = result.time or datetime.now(UTC)
         ts = wire.iso(when) or ""
         now = when.timestamp()
-        pid = self.pid
-        seq = result.seq_after
-        # Hot loop: locals for what every event touches.
-        orders, levels, price = self.orders, self.levels, self.price
-        # Each level the batch touched, as it was before (None: it did not exist), so that only
-        # net changes are published (an order opened and filled in one batch changes nothing).
-        touched: dict[tuple[str, int], tuple[int, int] | None] = {}
-        moved: set[Any] = set()  # orders whose L3 entry changed
-        matches: list[dict[str, Any]] = []
-        user: list[dict[str, Any]] = []
-        trades = result.trades
-        n_trade = 0
-        o: Any
-        lv: Any
-        for e in result.events:
-            kind = type(e)
-            if kind is Fill:
-                o = orders[e.maker_id]
-                o[_LOTS] -= e.size
-                lv = levels[o[_SIDE]][e.price]
-                key = (o[_SIDE], e.price)
-                if key not in touched:
-                    touched[key] = (lv[0], lv[1])
-                lv[0] -= e.size
-                moved.add(e.maker_id)
-                t = trades[n_trade]
-                n_trade += 1
-                m = {
-                    "type": "match",
-                    "trade_id": t.trade_id,
-                    "sequence": e.seq,
-                    "maker_order_id": t.maker_order_id,
-                    "taker_order_id": t.taker_order_id,
-                    "time": ts,
-                    "product_id": pid,
-                    "size": self.size(e.size),
-                    "price": price(e.price),
-                    "side": t.maker_side,
-                }
-                matches.append(m)
-                user.append(
-                    {
-                        **m,
-                        "user_id": str(e.maker_account),
-                        "maker_user_id": str(e.maker_account),
-                        "liquidity": "M",
-                        "fee": wire.asset_amount(e.maker_fee, self.product.quote.id),
-                    }
-                )
-                user.append(
-                    {
-                        **m,
-                        "user_id": str(e.taker_account),
-                        "taker_user_id": str(e.taker_account),
-                        "liquidity": "T",
-                        "fee": wire.asset_amount(e.taker_fee, self.product.quote.id),
-                    }
-                )
-            elif kind is Opened:
-                orders[e.order_id] = [e.side, e.price, e.size, e.seq]
-                lv = levels[e.side].get(e.price)
-                key = (e.side, e.price)
-                if key not in touched:
-                    touched[key] = None if lv is None else (lv[0], lv[1])
-                if lv is None:
-                    levels[e.side][e.price] = [e.size, 1]
-                else:
-                    lv[0] += e.size
-                    lv[1] += 1
-                moved.add(e.order_id)
-                user.append(
-                    {
-                        "type": "open",
-                        "time": ts,
-                        "product_id": pid,
-                        "sequence": e.seq,
-                        "order_id": str(e.order_id),
-                        "price": price(e.price),
-                        "remaining_size": self.size(e.size),
-                        "side": e.side,
-                        "user_id": str(e.account),
-                    }
-                )
-            elif kind is Done:
-                o = orders.pop(e.order_id, None)
-                remaining = e.remaining
-                if o is not None:
-                    lv = levels[o[_SIDE]][o[_PRICE]]
-                    key = (o[_SIDE], o[_PRICE])
-                    if key not in touched:
-                        touched[key] = (lv[0], lv[1])
-                    lv[0] -= o[_LOTS]
-                    lv[1] -= 1
-                    moved.add(e.order_id)
-                    remaining = o[_LOTS]
-                done: dict[str, Any] = {
-                    "type": "done",
-                    "time": ts,
-                    "product_id": pid,
-                    "sequence": e.seq,
-                    "order_id": str(e.order_id),
-                    "reason": e.reason,
-                    "side": e.side,
-                    "user_id": str(e.account),
-                }
-                if e.price is not None:
-                    done["price"] = price(e.price)
-                if remaining is not None:
-                    done["remaining_size"] = self.size(remaining)
-                if e.reason == "rejected":
-                    done["reject_reason"] = e.message
-                user.append(done)
-            elif kind is Changed:
-                o = orders.get(e.order_id)
-                if o is not None:
-                    delta = e.old_size - e.new_size
-                    o[_LOTS] = e.new_size
-                    lv = levels[o[_SIDE]][o[_PRICE]]
-                    key = (o[_SIDE], o[_PRICE])
-                    if key not in touched:
-                        touched[key] = (lv[0], lv[1])
-                    lv[0] -= delta
-                    moved.add(e.order_id)
-                change = {
-                    "type": "change",
-                    "reason": "STP",
-                    "time": ts,
-                    "sequence": e.seq,
-                    "order_id": str(e.order_id),
-                    "side": e.side,
-                    "product_id": pid,
-                    "old_size": self.size(e.old_size),
-                    "new_size": self.size(e.new_size),
-                    "user_id": str(e.account),
-                }
-                if e.price is not None:
-                    change["price"] = price(e.price)
-                user.append(change)
-            elif kind is Submitted:
-                user.append(self._received(e, ts))
-            elif kind is PendingCancelled:
-                user.append(
-                    {
-                        "type": "done",
-                        "time": ts,
-                        "product_id": pid,
-                        "sequence": e.seq,
-                        "order_id": e.order.id,
-                        "reason": "canceled",
-                        "side": e.order.side,
-                        "user_id": e.order.user_id,
-                    }
-                )
+        seq, trades, strings = result.seq_after, result.trades, self.strings
 
-        k = self.keys
+        diff = self.shadow.apply(result.events)
+        matches, user = feed_messages.event_messages(
+            result.events, trades, diff.done_lots, ts, self.pid, strings
+        )
+        levels = self.shadow.level_writes(diff, strings)
+        l3_sets, l3_dels = self.shadow.order_writes(diff, strings)
+
         pipe = redis.pipeline(transaction=True)
-        pipe.exists(k.book(pid))
-        l2: list[list[str]] = []
+        pipe.exists(self.keys.book(self.pid))
+        self._write_book(pipe, levels.sets, levels.dels, l3_sets, l3_dels, seq, ts)
+        minute = minute_of(now)
+        if minute != self.candles.window_minute:
+            self._roll(pipe, now)
+        if trades:
+            self._write_trades(pipe, trades, ts, minute)
+            self.ticker.traded(trades[-1], ts, strings)
+        top = self.shadow.top(strings)
+        stats = self.candles.stats(strings, self.ticker.last_price)
+        pipe.hset(self.keys.ticker(self.pid), mapping=self.ticker.fields(top, stats, seq))
+        ticker = None
+        if trades:
+            ticker = feed_messages.ticker(seq, self.pid, trades[-1], self.ticker.last, top, stats)
+        message = feed_messages.batch(
+            self.pid, seq, self.sequence, ts, levels.l2, matches, ticker, user
+        )
+        # orjson: several times faster than json.dumps for the same JSON.
+        pipe.publish(self.keys.feed(self.pid), orjson.dumps(message))
+        replies = pipe.execute()
+        self.sequence = seq
+        return bool(replies[0])
+
+    def _write_book(
+        self,
+        pipe: Any,
+        l2_sets: dict[str, dict[str, str]],
+        l2_dels: dict[str, list[str]],
+        l3_sets: dict[str, str],
+        l3_dels: list[str],
+        seq: int,
+        ts: str,
+    ) -> None:
+        """The changed level-2 levels and level-3 orders, then the book's sequence and time."""
+        k, pid = self.keys, self.pid
         for side in SIDES:
-            sets: dict[str, str] = {}
-            dels: list[str] = []
-            side_levels = levels[side]
-            for (s, p), was in touched.items():
-                if s != side:
-                    continue
-                lv = side_levels[p]
-                if lv[1] == 0:
-                    del side_levels[p]
-                    if was is None:
-                        continue
-                    ps = price(p)
-                    dels.append(ps)
-                    l2.append([side, ps, "0"])
-                elif was is not None and was[0] == lv[0] and was[1] == lv[1]:
-                    continue
-                else:
-                    ps = price(p)
-                    size = self.size(lv[0])
-                    sets[ps] = f"{size} {lv[1]}"
-                    l2.append([side, ps, size])
-            if sets:
-                pipe.hset(k.l2(pid, side), mapping=sets)
-            if dels:
-                pipe.hdel(k.l2(pid, side), *dels)
-        l3_sets: dict[str, str] = {}
-        l3_dels: list[str] = []
-        for oid in moved:
-            o = orders.get(oid)
-            if o is None:
-                l3_dels.append(str(oid))
-            else:
-                l3_sets[str(oid)] = (
-                    f"{o[_SIDE]} {price(o[_PRICE])} {self.size(o[_LOTS])} {o[_PRIO]}"
-                )
+            if l2_sets[side]:
+                pipe.hset(k.l2(pid, side), mapping=l2_sets[side])
+            if l2_dels[side]:
+                pipe.hdel(k.l2(pid, side), *l2_dels[side])
         if l3_sets:
             pipe.hset(k.l3(pid), mapping=l3_sets)
         if l3_dels:
             pipe.hdel(k.l3(pid), *l3_dels)
         pipe.hset(k.book(pid), mapping={"sequence": seq, "time": ts})
 
-        ticker: dict[str, Any] | None = None
-        minute = _minute(now)
-        if minute != self._window_minute:
-            self._roll(pipe, now)
-        if trades:
-            changed_minutes: dict[str, str] = {}
-            stream = k.trades(pid)
-            for t in trades:
-                ps, ss = self.price_units(t.price), self.size_units(t.size)
-                pipe.xadd(
-                    stream,
-                    {
-                        "trade_id": t.trade_id,
-                        "seq": t.seq,
-                        "maker_order_id": t.maker_order_id,
-                        "taker_order_id": t.taker_order_id,
-                        "side": t.maker_side,  # Coinbase's trade side is the maker's
-                        "price": ps,
-                        "size": ss,
-                        "time": ts,
-                    },
-                    id=trade_entry_id(t.trade_id),
-                    maxlen=TRADES_MAXLEN,
-                    approximate=True,
-                )
-                c = self.candles.get(minute)
-                if c is None:
-                    self.candles[minute] = [t.price, t.price, t.price, t.price, t.size]
-                else:
-                    if t.price < c[0]:
-                        c[0] = t.price
-                    if t.price > c[1]:
-                        c[1] = t.price
-                    c[3] = t.price
-                    c[4] += t.size
-            changed_minutes[str(minute)] = self._candle_value(self.candles[minute])
-            pipe.hset(k.candles(pid), mapping=changed_minutes)
-            last = trades[-1]
-            self.last = {
-                "trade_id": str(last.trade_id),
-                "price": self.price_units(last.price),
-                "size": self.size_units(last.size),
-                "side": last.maker_side,
-                "time": ts,
-            }
-        top = self._top()
-        stats = self._stats(now)
-        pipe.hset(k.ticker(pid), mapping={**self.last, **top, **stats, "sequence": seq})
-        if trades:
-            ticker = self._ticker_message(seq, trades[-1], top, stats)
-        message = {
-            "product_id": pid,
-            "sequence": seq,
-            "prev_sequence": self.sequence,
-            "time": ts,
-            "l2": l2,
-            "matches": matches,
-            "ticker": ticker,
-            "user": user,
-        }
-        # orjson: a batch's feed message took 52 us with json.dumps, 4 with orjson (same JSON).
-        pipe.publish(k.feed(pid), orjson.dumps(message))
-        replies = pipe.execute()
-        self.sequence = seq
-        return bool(replies[0])
+    def _write_trades(self, pipe: Any, trades: Sequence[Trade], ts: str, minute: int) -> None:
+        """The batch's trades onto the stream, and the candle of their minute."""
+        self._append_trades(pipe, trades, itertools.repeat(ts))
+        candle = self.candles.add(trades, minute)
+        pipe.hset(
+            self.keys.candles(self.pid), mapping={str(minute): Candles.value(candle, self.strings)}
+        )
 
-    def _received(self, e: Submitted, ts: str) -> dict[str, Any]:
-        o = e.order
-        msg: dict[str, Any] = {
-            "type": "received",
-            "time": ts,
-            "product_id": self.pid,
-            "sequence": e.seq,
-            "order_id": o.id,
-            "side": o.side,
-            "order_type": o.type,
-            "user_id": o.user_id,
-        }
-        if o.size_lots is not None:
-            msg["size"] = self.size(o.size_lots)
-        if o.price_ticks is not None:
-            msg["price"] = self.price(o.price_ticks)
-        if o.funds is not None:
-            msg["funds"] = wire.asset_amount(o.funds, self.product.quote.id)
-        return msg
-
-    def _ticker_message(
-        self, seq: int, last: Any, top: dict[str, str], stats: dict[str, str]
-    ) -> dict[str, Any]:
-        return {
-            "type": "ticker",
-            "sequence": seq,
-            "product_id": self.pid,
-            "price": self.last["price"],
-            "open_24h": stats["open"],
-            "volume_24h": stats["volume"],
-            "low_24h": stats["low"],
-            "high_24h": stats["high"],
-            "best_bid": top["bid"],
-            "best_bid_size": top["bid_size"],
-            "best_ask": top["ask"],
-            "best_ask_size": top["ask_size"],
-            # Coinbase's ticker side is the taker's (the trades list uses the maker's).
-            "side": BUY if last.maker_side == SELL else SELL,
-            "time": self.last["time"],
-            "trade_id": last.trade_id,
-            "last_size": self.last["size"],
-        }
-
-    # ------------------------------------------------------------------ ticker and candles
-
-    def _top(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for name, side in (("bid", BUY), ("ask", SELL)):
-            levels = self.levels[side]
-            best = (max(levels) if side == BUY else min(levels)) if levels else None
-            if best is None:
-                out[name] = out[f"{name}_size"] = ""
-            else:
-                out[name] = self.price(best)
-                out[f"{name}_size"] = self.size(self.levels[side][best][0])
-        return out
-
-    def _candle_value(self, c: list[int]) -> str:
-        pu = self.price_units
-        return f"{pu(c[0])} {pu(c[1])} {pu(c[2])} {pu(c[3])} {self.size_units(c[4])}"
+    def _append_trades(
+        self, pipe: Any, trades: Iterable[Trade | market_history.TradeRow], times: Iterable[str]
+    ) -> None:
+        """Trades onto the stream, each with its time. Hot path: locals, no call per trade."""
+        stream = self.keys.trades(self.pid)
+        xadd, price, size = pipe.xadd, self.strings.price_units, self.strings.size_units
+        for t, ts in zip(trades, times, strict=False):
+            xadd(
+                stream,
+                {
+                    "trade_id": t.trade_id,
+                    "seq": t.seq,
+                    "maker_order_id": t.maker_order_id,
+                    "taker_order_id": t.taker_order_id,
+                    "side": t.maker_side,  # Coinbase's trade side is the maker's
+                    "price": price(t.price),
+                    "size": size(t.size),
+                    "time": ts,
+                },
+                id=trade_entry_id(t.trade_id),
+                maxlen=TRADES_MAXLEN,
+                approximate=True,
+            )
 
     def _roll(self, pipe: Any, now: float) -> None:
-        """A new minute: drop candles past the window (memory and Redis) and fold the closed
-        minutes of the last 24 h once, so that each batch only adds the current minute.
-        Complexity: O(minutes kept), once a minute."""
-        minute = _minute(now)
-        oldest = minute - CANDLE_WINDOW_S
-        stale = [m for m in self.candles if m < oldest]
-        for m in stale:
-            del self.candles[m]
+        """A new minute (candles.Candles.roll): drop the stale minutes from Redis too."""
+        stale, since = self.candles.roll(now)
         if stale:
             pipe.hdel(self.keys.candles(self.pid), *(str(m) for m in stale))
-        if oldest > self._since:
-            self._since = oldest
-            pipe.set(self.keys.candles_since(self.pid), oldest)
-        agg: list[int] | None = None
-        for m in sorted(m for m in self.candles if minute - DAY_S < m < minute):
-            c = self.candles[m]
-            if agg is None:
-                agg = [c[2], c[1], c[0], c[4]]
-            else:
-                agg[1] = max(agg[1], c[1])
-                agg[2] = min(agg[2], c[0])
-                agg[3] += c[4]
-        self._window = agg
-        self._window_minute = minute
-
-    def _stats(self, now: float) -> dict[str, str]:
-        """24 h open/high/low/volume: the folded closed minutes plus the current one."""
-        agg = self._window
-        cur = self.candles.get(self._window_minute)
-        if cur is not None:
-            if agg is None:
-                agg = [cur[2], cur[1], cur[0], cur[4]]
-            else:
-                agg = [agg[0], max(agg[1], cur[1]), min(agg[2], cur[0]), agg[3] + cur[4]]
-        if agg is None:
-            last = self.last.get("price", "")
-            return {"open": last, "high": last, "low": last, "volume": self.size_units(0)}
-        return {
-            "open": self.price_units(agg[0]),
-            "high": self.price_units(agg[1]),
-            "low": self.price_units(agg[2]),
-            "volume": self.size_units(agg[3]),
-        }
+        if since is not None:
+            pipe.set(self.keys.candles_since(self.pid), since)
 
     # ------------------------------------------------------------------ full publish
 
@@ -530,96 +212,50 @@ class Publisher:
         plus the trades re-added to a stream that fell behind (at most RESEED_TRADES)."""
         self.needs_full = True
         book = loaded.book
-        pid, k = self.pid, self.keys
+        pid, k, strings = self.pid, self.keys, self.strings
         now = time.time()
         ts = wire.iso(datetime.fromtimestamp(now, UTC)) or ""
-        self.orders = {}
-        self.levels = {BUY: {}, SELL: {}}
-        for side in SIDES:
-            side_levels = self.levels[side]
-            for p, lots, oid in book.orders(side):
-                live = loaded.live.get(str(oid))
-                prio = live.seq if live is not None and live.seq is not None else 0
-                self.orders[oid] = [side, p, lots, prio]
-                lv = side_levels.get(p)
-                if lv is None:
-                    side_levels[p] = [lots, 1]
-                else:
-                    lv[0] += lots
-                    lv[1] += 1
+        self.shadow.reload(loaded)
         self.loaded = loaded
         self.sequence = book.seq
 
-        oldest = _minute(now) - CANDLE_WINDOW_S
-        rows = market_history.candles(conn, pid, 60, oldest, _minute(now))
-        self.candles = {r.time: [r.low, r.high, r.open, r.close, r.volume] for r in rows}
-        self._since = oldest
-        self._window_minute = -1
+        oldest = minute_of(now) - CANDLE_WINDOW_S
+        self.candles.reload(market_history.candles(conn, pid, 60, oldest, minute_of(now)), oldest)
         latest = market_history.trades_before(conn, pid, None, 1)
-        self.last = {}
-        if latest:
-            t = latest[0]
-            self.last = {
-                "trade_id": str(t.trade_id),
-                "price": self.price_units(t.price),
-                "size": self.size_units(t.size),
-                "side": t.maker_side,
-                "time": wire.iso(t.created_at) or "",
-            }
+        self.ticker.reload(latest[0] if latest else None, strings)
         reseed, drop_stream = self._stream_gap(redis, conn, loaded.last_trade_id)
 
         pipe = redis.pipeline(transaction=True)
         for side in SIDES:
             pipe.delete(k.l2(pid, side))
-            levels = {
-                self.price(p): f"{self.size(lv[0])} {lv[1]}" for p, lv in self.levels[side].items()
-            }
+            levels = self.shadow.level_hash(side, strings)
             if levels:
                 pipe.hset(k.l2(pid, side), mapping=levels)
         pipe.delete(k.l3(pid))
-        l3 = {
-            str(oid): f"{o[_SIDE]} {self.price(o[_PRICE])} {self.size(o[_LOTS])} {o[_PRIO]}"
-            for oid, o in self.orders.items()
-        }
+        l3 = self.shadow.order_hash(strings)
         if l3:
             pipe.hset(k.l3(pid), mapping=l3)
         pipe.delete(k.candles(pid))
-        if self.candles:
+        if self.candles.by_minute:
             pipe.hset(
                 k.candles(pid),
-                mapping={str(m): self._candle_value(c) for m, c in self.candles.items()},
+                mapping={
+                    str(m): Candles.value(c, strings) for m, c in self.candles.by_minute.items()
+                },
             )
         pipe.set(k.candles_since(pid), oldest)
         self._roll(pipe, now)
         if drop_stream:
             pipe.delete(k.trades(pid))
-        for t in reseed:
-            pipe.xadd(
-                k.trades(pid),
-                {
-                    "trade_id": t.trade_id,
-                    "seq": t.seq,
-                    "maker_order_id": t.maker_order_id,
-                    "taker_order_id": t.taker_order_id,
-                    "side": t.maker_side,
-                    "price": self.price_units(t.price),
-                    "size": self.size_units(t.size),
-                    "time": wire.iso(t.created_at) or "",
-                },
-                id=trade_entry_id(t.trade_id),
-                maxlen=TRADES_MAXLEN,
-                approximate=True,
-            )
+        self._append_trades(pipe, reseed, (wire.iso(t.created_at) or "" for t in reseed))
         pipe.delete(k.ticker(pid))
-        pipe.hset(
-            k.ticker(pid),
-            mapping={**self.last, **self._top(), **self._stats(now), "sequence": book.seq},
-        )
+        top = self.shadow.top(strings)
+        stats = self.candles.stats(strings, self.ticker.last_price)
+        pipe.hset(k.ticker(pid), mapping=self.ticker.fields(top, stats, book.seq))
         # Last: a reader that sees the book key sees everything above (MULTI makes it atomic
         # anyway; the order keeps `EXISTS book` meaningful if a later Redis drops MULTI).
         pipe.hset(k.book(pid), mapping={"sequence": book.seq, "time": ts})
-        reset = {"product_id": pid, "sequence": book.seq, "reset": True, "time": ts}
-        pipe.publish(k.feed(pid), orjson.dumps(reset))
+        pipe.publish(k.feed(pid), orjson.dumps(feed_messages.reset(pid, book.seq, ts)))
         pipe.execute()
         self.needs_full = False
         self.full_publishes += 1

@@ -1,4 +1,5 @@
-"""Exact money: strict parsing of decimal strings and conversion to integer internal units.
+"""Exact money: strict parsing of decimal strings, conversion to integer internal units, and the
+one formatter of internal units as decimal strings.
 
 Nothing here rounds. A value that is not exactly representable on the grid it is asked for is
 refused with a `MoneyError` whose message a client can act on.
@@ -67,10 +68,16 @@ def from_units(units: int, exponent: int) -> Decimal:
     return Decimal(units).scaleb(-exponent)
 
 
-def format_decimal(amount: Decimal, places: int) -> str:
-    """A decimal string with exactly `places` fraction digits, as Coinbase prints amounts."""
-    quantum = Decimal(1).scaleb(-places)
-    exact = amount.quantize(quantum)
-    if exact != amount:
-        raise ValueError(f"{amount} has more than {places} decimal places")
-    return f"{exact:f}"
+def format_units(units: int, exponent: int, places: int) -> str:
+    """`units` x 10**-exponent as a decimal string with exactly `places` fraction digits, as
+    Coinbase prints amounts. Integer arithmetic only (the matcher formats every changed level
+    of every batch); raises ValueError rather than round."""
+    if places >= exponent:
+        scaled = units * 10 ** (places - exponent)
+    else:
+        scaled, rest = divmod(units, 10 ** (exponent - places))
+        if rest:
+            raise ValueError(f"{units}e-{exponent} has more than {places} decimal places")
+    sign = "-" if scaled < 0 else ""
+    whole, frac = divmod(abs(scaled), 10**places)
+    return f"{sign}{whole}.{frac:0{places}d}" if places else f"{sign}{whole}"

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from chalicelib.core.catalog import ASSETS, Product
-from chalicelib.core.money import format_decimal, from_units
+from chalicelib.core.money import format_units
 
 
 def iso(ts: datetime | None) -> str | None:
@@ -24,16 +24,16 @@ def _places(step: Decimal) -> int:
 
 def asset_amount(units: int | Decimal, asset: str) -> str:
     exponent = ASSETS[asset].exponent
-    return format_decimal(from_units(int(units), exponent), exponent)
+    return format_units(int(units), exponent, exponent)
 
 
 def price(units: int | Decimal, product: Product) -> str:
     """A stored price (quote units per whole base unit) as a decimal string."""
-    return format_decimal(from_units(int(units), product.quote.exponent), _places(product.tick))
+    return format_units(int(units), product.quote.exponent, _places(product.tick))
 
 
 def size(units: int | Decimal, product: Product) -> str:
-    return format_decimal(from_units(int(units), product.base.exponent), _places(product.lot))
+    return format_units(int(units), product.base.exponent, _places(product.lot))
 
 
 def price_places(product: Product) -> int:
@@ -42,18 +42,3 @@ def price_places(product: Product) -> int:
 
 def size_places(product: Product) -> int:
     return _places(product.lot)
-
-
-def fixed(units: int, exponent: int, places: int) -> str:
-    """`units` x 10**-exponent with exactly `places` fraction digits: what `price` and `size`
-    print, by integer arithmetic (about 10x cheaper than Decimal; the matcher formats every
-    changed level of every batch). Raises ValueError rather than round."""
-    if places >= exponent:
-        scaled = units * 10 ** (places - exponent)
-    else:
-        scaled, rest = divmod(units, 10 ** (exponent - places))
-        if rest:
-            raise ValueError(f"{units}e-{exponent} has more than {places} decimal places")
-    sign = "-" if scaled < 0 else ""
-    whole, frac = divmod(abs(scaled), 10**places)
-    return f"{sign}{whole}.{frac:0{places}d}" if places else f"{sign}{whole}"

@@ -19,6 +19,7 @@ from chalicelib.core import market_history, wire
 from chalicelib.core.catalog import Product
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.market_keys import keys_for
+from chalicelib.core.money import to_units
 from chalicelib.marketdata.market_data import product
 from chalicelib.platform import db
 from chalicelib.platform.cache import redis_client
@@ -130,22 +131,18 @@ def _from_redis(p: Product, granularity: int, first: int, last: int) -> list[lis
         if minute > c[6]:
             c[3], c[6] = close, minute
         c[4] += Decimal(volume)
-    places_p, places_s = wire.price_places(p), wire.size_places(p)
+    qexp, bexp = p.quote.exponent, p.base.exponent
     out = []
     for b in sorted(buckets, reverse=True):
         c = buckets[b]
         out.append(
             [
                 b,
-                _fmt(c[0], places_p),
-                _fmt(c[1], places_p),
+                wire.price(to_units(c[0], qexp), p),
+                wire.price(to_units(c[1], qexp), p),
                 c[2],
                 c[3],
-                _fmt(c[4], places_s),
+                wire.size(to_units(c[4], bexp), p),
             ]
         )
     return out
-
-
-def _fmt(value: Decimal, places: int) -> str:
-    return f"{value.quantize(Decimal(1).scaleb(-places)):f}"

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.core import level2
 from chalicelib.core.catalog import PRODUCTS
 from chalicelib.identity import apikeys, sessions, signing
 from chalicelib.platform import db
@@ -125,21 +126,6 @@ def subscriptions(channels: dict[str, set[str]]) -> dict[str, Any]:
     }
 
 
-def snapshot(product_id: str, sequence: int, book: dict[str, dict[str, str]]) -> dict[str, Any]:
-    return {
-        "type": "snapshot",
-        "product_id": product_id,
-        "sequence": sequence,
-        "bids": [[p, s] for p, s in sorted_side(book["buy"], "buy")],
-        "asks": [[p, s] for p, s in sorted_side(book["sell"], "sell")],
-    }
-
-
-def sorted_side(levels: dict[str, str], side: str) -> list[tuple[str, str]]:
-    # A product's prices all carry the same decimals: (length, text) orders them as numbers.
-    return sorted(levels.items(), key=lambda kv: (len(kv[0]), kv[0]), reverse=side == "buy")
-
-
 class L2Follower:
     """One product's level-2 book as a feed server keeps it, from the matcher's feed messages.
 
@@ -160,7 +146,12 @@ class L2Follower:
         self.sent = sequence
 
     def snapshot(self) -> dict[str, Any]:
-        return snapshot(self.product_id, self.sent, self.book)
+        return level2.snapshot_message(
+            self.product_id,
+            self.sent,
+            level2.best_first(list(self.book["buy"].items()), "buy"),
+            level2.best_first(list(self.book["sell"].items()), "sell"),
+        )
 
     def apply(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         if self.seq is not None and msg["sequence"] <= self.seq and not msg.get("reset"):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.core import market_history, paging, wire
+from chalicelib.core import level2, market_history, paging, wire
 from chalicelib.core.catalog import PRODUCTS, Product
 from chalicelib.core.errors import BadRequest, NotFound
 from chalicelib.core.market_keys import Keys, keys_for, trade_entry_id
@@ -38,12 +38,6 @@ def _keys() -> Keys:
 
 def _now_iso() -> str:
     return wire.iso(datetime.fromtimestamp(time.time(), UTC)) or ""
-
-
-def _price_key(price: str) -> tuple[int, str]:
-    """Sort key of a product's price strings: they all carry the same number of decimals, so
-    (length, text) orders them as numbers, without parsing each one."""
-    return (len(price), price)
 
 
 def _s(v: bytes | str) -> str:
@@ -75,15 +69,6 @@ def book(product_id: str, level: int) -> dict[str, Any]:
     return {"bids": bids, "asks": asks, "sequence": sequence, "time": _now_iso()}
 
 
-def sorted_levels(raw: Mapping[Any, Any], side: str) -> list[list[Any]]:
-    rows: list[list[Any]] = []
-    for price, value in raw.items():
-        size, count = _s(value).split(" ")
-        rows.append([_s(price), size, int(count)])
-    rows.sort(key=lambda r: _price_key(r[0]), reverse=side == "buy")
-    return rows
-
-
 def _sorted_orders(raw: Mapping[Any, Any]) -> dict[str, list[list[Any]]]:
     """Every order, best price first and within a price by time priority. Two stable sorts:
     by priority, then by price (sort(reverse=True) keeps equal items in their order too)."""
@@ -94,7 +79,7 @@ def _sorted_orders(raw: Mapping[Any, Any]) -> dict[str, list[list[Any]]]:
     result = {}
     for side in SIDES:
         rows = sorted(out[side])
-        rows.sort(key=lambda r: _price_key(r[1]), reverse=side == "buy")
+        rows.sort(key=lambda r: level2.price_key(r[1]), reverse=side == "buy")
         result[side] = [[r[1], r[2], r[3]] for r in rows]
     return result
 
@@ -102,20 +87,17 @@ def _sorted_orders(raw: Mapping[Any, Any]) -> dict[str, list[list[Any]]]:
 def book_snapshot(redis: Any, keys: Keys, product_id: str, level: int) -> Any:
     """(sequence, bids, asks) as Redis holds them, or None when it holds no book."""
     pipe = redis.pipeline(transaction=True)
+    if level != 3:
+        level2.queue_read(pipe, keys, product_id)
+        sequence, bids, asks = level2.from_replies(pipe.execute())
+        return None if sequence is None else (sequence, bids, asks)
     pipe.hget(keys.book(product_id), "sequence")
-    if level == 3:
-        pipe.hgetall(keys.l3(product_id))
-    else:
-        pipe.hgetall(keys.l2(product_id, "buy"))
-        pipe.hgetall(keys.l2(product_id, "sell"))
-    replies = pipe.execute()
-    if replies[0] is None:
+    pipe.hgetall(keys.l3(product_id))
+    seq, raw = pipe.execute()
+    if seq is None:
         return None
-    sequence = int(replies[0])
-    if level == 3:
-        orders = _sorted_orders(replies[1])
-        return sequence, orders["buy"], orders["sell"]
-    return sequence, sorted_levels(replies[1], "buy"), sorted_levels(replies[2], "sell")
+    orders = _sorted_orders(raw)
+    return int(seq), orders["buy"], orders["sell"]
 
 
 def _book_from_redis(p: Product, level: int) -> Any:
@@ -140,8 +122,8 @@ def _book_from_postgres(p: Product, level: int) -> tuple[int, list[list[Any]], l
         for oid, side, price, size in rows:
             out[side].append([wire.price(price, p), wire.size(size, p), oid])
         # Stable sorts keep the time priority (ORDER BY seq) within a price.
-        out["buy"].sort(key=lambda r: _price_key(r[0]), reverse=True)
-        out["sell"].sort(key=lambda r: _price_key(r[0]))
+        level2.best_first(out["buy"], "buy")
+        level2.best_first(out["sell"], "sell")
         return sequence, out["buy"], out["sell"]
     agg: dict[str, dict[int, list[int]]] = {"buy": {}, "sell": {}}
     for _oid, side, price, size in rows:

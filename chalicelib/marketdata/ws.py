@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from chalicelib.core import level2
 from chalicelib.core.market_keys import Keys, keys_for
 from chalicelib.marketdata import feed_protocol as fp
-from chalicelib.marketdata import market_data
 from chalicelib.platform.cache import redis_client
 from chalicelib.platform.config import settings
 from chalicelib.platform.logs import logger
@@ -181,19 +181,10 @@ def callback_url(domain_name: str, stage: str) -> str:
 
 def snapshot_from_redis(r: redis.Redis, namespace: str, product_id: str) -> dict[str, Any]:
     """The level2 snapshot of a product as Redis holds it (sequence 0 and empty: unpublished)."""
-    keys = Keys(namespace)
-    pipe = r.pipeline(transaction=True)  # the book and its sequence from one instant
-    pipe.hget(keys.book(product_id), "sequence")
-    pipe.hgetall(keys.l2(product_id, "buy"))
-    pipe.hgetall(keys.l2(product_id, "sell"))
-    seq, bids, asks = pipe.execute()
-    return {
-        "type": "snapshot",
-        "product_id": product_id,
-        "sequence": int(seq or 0),
-        "bids": [[p, s] for p, s, _n in market_data.sorted_levels(bids, "buy")],
-        "asks": [[p, s] for p, s, _n in market_data.sorted_levels(asks, "sell")],
-    }
+    pipe = r.pipeline(transaction=True)
+    level2.queue_read(pipe, Keys(namespace), product_id)
+    seq, bids, asks = level2.from_replies(pipe.execute())
+    return level2.snapshot_message(product_id, seq or 0, bids, asks)
 
 
 def handle_message(

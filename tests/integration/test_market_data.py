@@ -36,7 +36,7 @@ def _shadow_matches_engine(m: Any) -> None:
     pub, book = w.publisher, w._loaded.book
     for side in ("buy", "sell"):
         shadow = sorted(
-            ((p, lv[0], lv[1]) for p, lv in pub.levels[side].items()), reverse=side == "buy"
+            ((p, lv[0], lv[1]) for p, lv in pub.shadow.levels[side].items()), reverse=side == "buy"
         )
         assert shadow == book.depth(side)
 

@@ -4,7 +4,7 @@ import pytest
 
 from chalicelib.core.money import (
     MoneyError,
-    format_decimal,
+    format_units,
     from_units,
     parse_decimal,
     steps,
@@ -68,10 +68,10 @@ def test_steps_refuses_off_grid() -> None:
         steps(Decimal("0.035"), Decimal("0.01"))
 
 
-def test_format_decimal_pads_and_never_rounds() -> None:
-    assert format_decimal(Decimal("1.5"), 8) == "1.50000000"
+def test_format_units_pads_and_never_rounds() -> None:
+    assert format_units(15, 1, 8) == "1.50000000"
     with pytest.raises(ValueError):
-        format_decimal(Decimal("1.123"), 2)
+        format_units(1123, 3, 2)
 
 
 def test_steps_is_exact_for_the_longest_amounts() -> None:
