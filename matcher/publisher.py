@@ -136,7 +136,7 @@ class Publisher:
         message = feed_messages.batch(
             self.pid, seq, self.sequence, ts, levels.l2, matches, ticker, user
         )
-        # orjson: several times faster than json.dumps for the same JSON.
+        # orjson: the same compact JSON as json.dumps, at a fraction of its CPU.
         pipe.publish(self.keys.feed(self.pid), orjson.dumps(message))
         replies = pipe.execute()
         self.sequence = seq
