@@ -40,7 +40,7 @@ if missing) with a database and queue prefix of its own, dropped afterwards. Fig
    of 10 (`settle_batch`: load, match and the batch's one statement with its commit) on one
    connection, with no SQS, no Redis and no other thread: the settler's cost per batch when it
    has the machine to itself (its CPU, its Postgres backend's CPU, and the wall time).
-The ratio matcher/bare is the share of the queue's own rate the matcher keeps (target >= 80%).
+The ratio matcher/bare is the share of the queue's own rate the matcher keeps.
 
 6. CPU ms per 10 messages, per party (cpu_meter.py, Linux): the matcher's process, its SQS
    process, Postgres, LocalStack, Redis, during the median one-product drain and during the bare
