@@ -42,7 +42,8 @@ from chalicelib.core.market_keys import keys_for
 from chalicelib.messaging.order_queue import QueueMessage
 from chalicelib.platform.cache import redis_client
 from chalicelib.platform.config import Settings
-from matcher import books, publisher
+from matcher import books
+from matcher.marketdata import publisher
 from matcher.settlement import Received, settle_batch
 from ops import migrations, services
 from tests.integration.orderflow import Flow  # places orders exactly as the API does

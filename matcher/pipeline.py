@@ -45,9 +45,10 @@ from chalicelib.core.market_keys import keys_for
 from chalicelib.messaging import order_queue
 from chalicelib.messaging.order_queue import QueueMessage
 from chalicelib.platform.logs import logger
-from matcher import books, publisher
+from matcher import books
 from matcher.books import OrderState
 from matcher.handoff import END, FullPublish, ReceivedBatch, SettledBatch
+from matcher.marketdata import publisher
 from matcher.poster import Poster
 from matcher.settlement import (
     BatchResult,

@@ -22,8 +22,8 @@ import redis
 
 from chalicelib.platform.logs import logger
 from matcher.handoff import END, FullPublish, SettledBatch
+from matcher.marketdata.publisher import Publisher
 from matcher.options import Options
-from matcher.publisher import Publisher
 from matcher.stats import Cycle, Stats
 
 FULL_PUBLISH_RETRY_S = 1.0  # a failing full publish (Redis down) is retried this often at most

@@ -1,5 +1,6 @@
-"""The Redis layout of market data: the one definition its writer (matcher/publisher.py) and its
-readers (chalicelib/marketdata/market_data.py, the feed servers) share.
+"""The Redis layout of market data: the one definition its writer
+(matcher/marketdata/publisher.py) and its readers (chalicelib/marketdata/market_data.py, the
+feed servers) share.
 
 Every key starts `md:<namespace>:<product>:` (namespace: the stage's queue prefix, see `Keys`);
 per product (prices and sizes are the wire's decimal strings, times RFC 3339):

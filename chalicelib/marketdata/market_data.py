@@ -1,9 +1,9 @@
 """Public market data reads: book, ticker, 24 h stats, trades. Candles are in candles.py.
 
-Redis (written by matcher/publisher.py, layout in market_keys.py) answers first; each read
-falls back to Postgres, the truth, when Redis does not hold what it needs (never published,
-flushed, or trades older than the capped stream). Reads of several keys run in one MULTI so the
-book and its sequence agree.
+Redis (written by matcher/marketdata/publisher.py, layout in market_keys.py) answers first;
+each read falls back to Postgres, the truth, when Redis does not hold what it needs (never
+published, flushed, or trades older than the capped stream). Reads of several keys run in one
+MULTI so the book and its sequence agree.
 """
 
 from __future__ import annotations

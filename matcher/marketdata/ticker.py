@@ -1,14 +1,14 @@
 """The ticker hash (market_keys: `ticker`): the last trade, the best bid and ask, the 24 h figures
-(matcher/candles.py) and the sequence they reflect. `last` is the last trade's part, as wire
-strings; it also gives the `ticker` feed message its price, size and time.
+(candles.py) and the sequence they reflect. `last` is the last trade's part, as wire strings;
+it also gives the `ticker` feed message its price, size and time.
 """
 
 from __future__ import annotations
 
 from chalicelib.core import wire
 from chalicelib.core.market_history import TradeRow
-from matcher.settlement import Trade
-from matcher.wire_strings import ProductStrings
+from matcher.batch_sql import Trade
+from matcher.marketdata.wire_strings import ProductStrings
 
 
 class Ticker:

@@ -1,11 +1,11 @@
 """Market data to Redis after a batch commits: one MULTI/EXEC pipeline per batch.
 
 The layout is chalicelib/core/market_keys.py. A `Publisher` per product orchestrates the parts,
-each in a module of its own and none touching Redis: the book diff (matcher/book_diff.py: a
+each in a module of its own and none touching Redis: the book diff (book_diff.py: a
 shadow of the book's levels and resting orders that follows the batch's events, so a batch
 costs in proportion to what it changed, never to the book's size), the feed messages
-(matcher/feed_messages.py), the candles and the 24 h figures (matcher/candles.py) and the
-ticker hash (matcher/ticker.py). Here is the Redis write of what they give.
+(feed_messages.py), the candles and the 24 h figures (candles.py) and the ticker hash
+(ticker.py). Here is the Redis write of what they give.
 
 A full publish (everything rewritten from the book and Postgres, then a `reset` feed message)
 happens when the publisher starts, when the worker reloaded its book (the shadow would no longer
@@ -34,13 +34,14 @@ import psycopg
 
 from chalicelib.core import market_history, wire
 from chalicelib.core.market_keys import CANDLE_WINDOW_S, TRADES_MAXLEN, Keys, trade_entry_id
-from matcher import feed_messages
-from matcher.book_diff import SIDES, BookShadow
+from matcher.batch_sql import Trade
 from matcher.books import LoadedBook, Rules
-from matcher.candles import Candles, minute_of
-from matcher.settlement import BatchResult, Trade
-from matcher.ticker import Ticker
-from matcher.wire_strings import ProductStrings
+from matcher.marketdata import feed_messages
+from matcher.marketdata.book_diff import SIDES, BookShadow
+from matcher.marketdata.candles import Candles, minute_of
+from matcher.marketdata.ticker import Ticker
+from matcher.marketdata.wire_strings import ProductStrings
+from matcher.settlement import BatchResult
 
 RESEED_TRADES = 1000  # trades put back in a stream found behind Postgres by more than its tail
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 from chalicelib.core.market_history import CandleRow
 from chalicelib.core.market_keys import CANDLE_WINDOW_S, candle_value
-from matcher.settlement import Trade
-from matcher.wire_strings import ProductStrings
+from matcher.batch_sql import Trade
+from matcher.marketdata.wire_strings import ProductStrings
 
 DAY_S = 86400
 

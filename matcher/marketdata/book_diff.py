@@ -17,7 +17,7 @@ from typing import Any
 from chalicelib.core.market_keys import level_value, order_value
 from matcher.books import LoadedBook
 from matcher.engine import BUY, SELL, Changed, Done, Fill, Opened
-from matcher.wire_strings import ProductStrings
+from matcher.marketdata.wire_strings import ProductStrings
 
 SIDES = (BUY, SELL)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from matcher.batch_sql import Trade
 from matcher.engine import BUY, SELL, Changed, Done, Fill, Opened
-from matcher.settlement import PendingCancelled, Submitted, Trade
-from matcher.wire_strings import ProductStrings
+from matcher.marketdata.wire_strings import ProductStrings
+from matcher.settlement import PendingCancelled, Submitted
 
 
 def event_messages(
