@@ -1,8 +1,10 @@
 """Exact money: strict parsing of decimal strings, conversion to integer internal units, and the
 one formatter of internal units as decimal strings.
 
-Nothing here rounds. A value that is not exactly representable on the grid it is asked for is
-refused with a `MoneyError` whose message a client can act on.
+Nothing here rounds. A value that is not exactly representable on the grid it is asked for, or
+whose count of internal units would not fit a `NUMERIC(78,0)` column, is refused with a
+`MoneyError` whose message a client can act on. Any count up to that size is exact: the Decimal
+arithmetic runs in a context of its own, never the default context's 28 digits.
 """
 
 from __future__ import annotations
@@ -44,18 +46,36 @@ def parse_decimal(value: object, field: str) -> Decimal:
     return amount
 
 
-# Enough digits for any amount parse_decimal admits (40 characters) divided by any step, so
-# that division is exact and never raises for lack of precision (the default context has 28).
-_EXACT = Context(prec=120, traps=[InvalidOperation, DivisionByZero, Inexact])
+MAX_DIGITS = 78  # NUMERIC(78,0): the widest count of internal units a column holds
+
+# Every operation on amounts runs in this context: precision for any quotient `steps` lets
+# through (its magnitude check bounds a count to MAX_DIGITS + 1 digits) and a trap on anything
+# inexact, so an operation here is exact or raises; it never rounds, whatever the default
+# context's 28 digits would do.
+_EXACT = Context(prec=2 * MAX_DIGITS, traps=[InvalidOperation, DivisionByZero, Inexact])
+_UNITS_LIMIT = 10**MAX_DIGITS
 
 
 def steps(amount: Decimal, step: Decimal, message: str | None = None) -> int:
-    """How many whole `step`s `amount` is; raises MoneyError(message) if not a whole number."""
-    with localcontext(_EXACT):
-        count, remainder = divmod(amount, step)
+    """How many whole `step`s `amount` is, exactly; raises MoneyError(message) if not a whole
+    number, and MoneyError if the count has more than MAX_DIGITS digits (no column holds it)."""
+    if not amount.is_finite():
+        raise MoneyError(f"{amount} is not a valid amount")
+    # adjusted() is the exponent of the leading digit: a cheap bound on the quotient's size
+    # that keeps a hostile exponent (1E+999999) from reaching the division.
+    if amount and amount.adjusted() - step.adjusted() > MAX_DIGITS:
+        raise MoneyError(f"{amount} is too large")
+    try:
+        with localcontext(_EXACT):
+            count, remainder = divmod(amount, step)
+    except ArithmeticError as exc:
+        raise MoneyError(message or f"{amount} is not a multiple of {step}") from exc
     if remainder != 0:
         raise MoneyError(message or f"{amount} is not a multiple of {step}")
-    return int(count)
+    units = int(count)  # an int, as abs() of a Decimal would round in the default context
+    if abs(units) >= _UNITS_LIMIT:
+        raise MoneyError(f"{amount} is too large")
+    return units
 
 
 def to_units(amount: Decimal, exponent: int) -> int:
@@ -64,8 +84,10 @@ def to_units(amount: Decimal, exponent: int) -> int:
 
 
 def from_units(units: int, exponent: int) -> Decimal:
-    """Integer internal units -> Decimal, exactly."""
-    return Decimal(units).scaleb(-exponent)
+    """Integer internal units -> Decimal, exactly; MoneyError past MAX_DIGITS digits."""
+    if abs(units) >= _UNITS_LIMIT:
+        raise MoneyError(f"{units} is too large")
+    return Decimal(units).scaleb(-exponent, _EXACT)
 
 
 def format_units(units: int, exponent: int, places: int) -> str:

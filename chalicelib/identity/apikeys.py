@@ -1,10 +1,11 @@
 """API keys: creation, listing, revocation, and the secrets that sign requests.
 
 A key's secret must be readable by the server (HMAC verification needs it), so it cannot be
-hashed. It is encrypted with AES-256-GCM under a key from configuration (`API_KEY_ENCRYPTION_KEY`,
-a secret-store value in `prod`), bound to its API key id as associated data. A leaked database
-alone therefore cannot sign requests, and a ciphertext copied onto another key's row does not
-decrypt. The passphrase is kept only as an HMAC under the same key.
+hashed. It is encrypted with AES-256-GCM, bound to its API key id as associated data; the
+passphrase is kept only as an HMAC. Both keys are derived from a configured secret
+(`API_KEY_ENCRYPTION_KEY`, a secret-store value in `prod`) and the row records that secret's id,
+so the secret can be rotated (key_ring.py). A leaked database alone therefore cannot sign
+requests, and a ciphertext copied onto another key's row does not decrypt.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chalicelib.core.errors import BadRequest, NotFound
-from chalicelib.platform.config import api_key_encryption_key
+from chalicelib.identity import key_ring
+from chalicelib.platform.logs import logger
 
 PERMISSIONS = ("view", "trade", "transfer")
 MAX_KEYS_PER_USER = 50
@@ -35,17 +38,17 @@ class ApiKey:
     permissions: frozenset[str]
 
 
-def _passphrase_mac(passphrase: str) -> str:
-    return hmac.new(api_key_encryption_key(), passphrase.encode(), hashlib.sha256).hexdigest()
+def _passphrase_mac(keys: key_ring.RowKeys, passphrase: str) -> str:
+    return hmac.new(keys.mac, passphrase.encode(), hashlib.sha256).hexdigest()
 
 
-def _encrypt(key_id: str, secret: bytes) -> bytes:
+def _encrypt(keys: key_ring.RowKeys, key: str, secret: bytes) -> bytes:
     nonce = secrets.token_bytes(12)
-    return nonce + AESGCM(api_key_encryption_key()).encrypt(nonce, secret, key_id.encode())
+    return nonce + AESGCM(keys.encryption).encrypt(nonce, secret, key.encode())
 
 
-def _decrypt(key_id: str, blob: bytes) -> bytes:
-    return AESGCM(api_key_encryption_key()).decrypt(blob[:12], blob[12:], key_id.encode())
+def _decrypt(keys: key_ring.RowKeys, key: str, blob: bytes) -> bytes:
+    return AESGCM(keys.encryption).decrypt(blob[:12], blob[12:], key.encode())
 
 
 def parse_permissions(value: object) -> list[str]:
@@ -76,10 +79,19 @@ def create(
         raise BadRequest(f"at most {MAX_KEYS_PER_USER} API keys per user")
     key = secrets.token_hex(16)
     secret = secrets.token_bytes(64)
+    keys = key_ring.current()
     conn.execute(
-        """INSERT INTO api_keys (key, user_id, secret_ciphertext, passphrase_hash, permissions)
-           VALUES (%s, %s, %s, %s, %s)""",
-        (key, user_id, _encrypt(key, secret), _passphrase_mac(passphrase), permissions),
+        """INSERT INTO api_keys
+             (key, user_id, secret_ciphertext, passphrase_hash, permissions, key_id)
+           VALUES (%s, %s, %s, %s, %s, %s)""",
+        (
+            key,
+            user_id,
+            _encrypt(keys, key, secret),
+            _passphrase_mac(keys, passphrase),
+            permissions,
+            keys.key_id,
+        ),
     )
     return {
         "key": key,
@@ -118,15 +130,32 @@ def revoke(conn: psycopg.Connection, user_id: str, key: str) -> None:
 
 
 def load(conn: psycopg.Connection, key: str, passphrase: str) -> ApiKey | str:
-    """The live key, or the Coinbase message explaining why not."""
+    """The live key, or the Coinbase message explaining why not.
+
+    A key whose configured secret is missing or wrong (a rotation that dropped or changed its
+    id) is an invalid key to the client and an error in the logs, for the operator to restore
+    the secret under its id.
+    """
     row = conn.execute(
-        """SELECT user_id, secret_ciphertext, passphrase_hash, permissions FROM api_keys
+        """SELECT user_id, secret_ciphertext, passphrase_hash, permissions, key_id FROM api_keys
            WHERE key = %s AND revoked_at IS NULL""",
         (key,),
     ).fetchone()
     if row is None:
         return "Invalid API Key"
-    user_id, blob, passphrase_hash, permissions = row
-    if not hmac.compare_digest(passphrase_hash, _passphrase_mac(passphrase)):
+    user_id, blob, passphrase_hash, permissions, key_id = row
+    try:
+        keys = key_ring.for_row(key_id)
+    except key_ring.UnknownKeyId as exc:
+        logger.error("API key secret id not configured", extra={"key_id": str(exc)})
+        return "Invalid API Key"
+    # Decrypted first: GCM's tag proves the key is right, so a wrong secret configured under the
+    # id shows as such rather than as a wrong passphrase.
+    try:
+        secret = _decrypt(keys, key, bytes(blob))
+    except InvalidTag:
+        logger.error("API key secret does not decrypt", extra={"key_id": key_id})
+        return "Invalid API Key"
+    if not hmac.compare_digest(passphrase_hash, _passphrase_mac(keys, passphrase)):
         return "Invalid Passphrase"
-    return ApiKey(key, str(user_id), _decrypt(key, bytes(blob)), frozenset(permissions))
+    return ApiKey(key, str(user_id), secret, frozenset(permissions))

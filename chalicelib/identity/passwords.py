@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
@@ -14,8 +16,15 @@ RULES = f"password must be {MIN_LENGTH} to {MAX_LENGTH} characters and not only 
 
 # Low-memory profile (64 MiB, 3 passes): memory-hard, and fits a 512 MB Lambda comfortably.
 _hasher = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
-# Verified when the email is unknown, so a login takes as long whether or not the user exists.
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash verified when the email is unknown, so a login takes as long whether or not the
+    user exists. Made with the hasher's own parameters (its verification costs what a real one
+    does), once per process on first use: at import it would cost every cold start a hash,
+    routes that never log anyone in included."""
+    return _hasher.hash("not a password anyone has")
 
 
 def check_rules(password: object) -> str:
@@ -32,6 +41,6 @@ def hash_password(password: str) -> str:
 
 def verify(stored_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False

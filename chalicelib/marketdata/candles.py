@@ -103,7 +103,9 @@ def _from_redis(p: Product, granularity: int, first: int, last: int) -> list[lis
     since_raw, minutes = pipe.execute()
     if since_raw is None or first < int(since_raw):
         return None
-    # bucket -> [low, high, open, close, volume, first minute, last minute]
+    # bucket -> [low, high, open, close, volume, first minute, last minute]; the volume is summed
+    # in base units (integers): a Decimal sum would round past the default context's 28 digits.
+    qexp, bexp = p.quote.exponent, p.base.exponent
     buckets: dict[int, list[Any]] = {}
     stop = last + granularity
     for raw_minute, raw_value in minutes.items():
@@ -119,7 +121,7 @@ def _from_redis(p: Product, granularity: int, first: int, last: int) -> list[lis
                 Decimal(high),
                 open_,
                 close,
-                Decimal(volume),
+                to_units(Decimal(volume), bexp),
                 minute,
                 minute,
             ]
@@ -130,8 +132,7 @@ def _from_redis(p: Product, granularity: int, first: int, last: int) -> list[lis
             c[2], c[5] = open_, minute
         if minute > c[6]:
             c[3], c[6] = close, minute
-        c[4] += Decimal(volume)
-    qexp, bexp = p.quote.exponent, p.base.exponent
+        c[4] += to_units(Decimal(volume), bexp)
     out = []
     for b in sorted(buckets, reverse=True):
         c = buckets[b]
@@ -142,7 +143,7 @@ def _from_redis(p: Product, granularity: int, first: int, last: int) -> list[lis
                 wire.price(to_units(c[1], qexp), p),
                 c[2],
                 c[3],
-                wire.size(to_units(c[4], bexp), p),
+                wire.size(c[4], p),
             ]
         )
     return out

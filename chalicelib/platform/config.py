@@ -7,8 +7,11 @@ change the environment between cases.
 from __future__ import annotations
 
 import base64
+import binascii
 import os
+import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,22 +73,62 @@ def settings() -> Settings:
     )
 
 
-def api_key_encryption_key() -> bytes:
-    """The 32-byte key that encrypts API key secrets at rest (`API_KEY_ENCRYPTION_KEY`, base64).
+DEFAULT_API_KEY_ID = "1"
+_KEY_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
-    `prod` must be given one (from a secret store). Local and test stages without one use a
-    random key kept in the state directory, so no key is ever committed.
+
+@dataclass(frozen=True, slots=True)
+class ApiKeySecrets:
+    """The configured 32-byte secrets behind API keys, by key id: the current one protects new
+    keys, and every one of them (current and old) reads the keys written under it."""
+
+    current_id: str
+    by_id: Mapping[str, bytes]  # the current secret included
+
+
+def api_key_secrets() -> ApiKeySecrets:
+    """`API_KEY_ENCRYPTION_KEY` (base64) under the id `API_KEY_ENCRYPTION_KEY_ID` (default "1"),
+    and `API_KEY_ENCRYPTION_KEYS_OLD`: the secrets rotated out that still read older keys, as
+    `id:base64` items separated by commas.
+
+    `prod` must be given the current secret (from a secret store). Local and test stages without
+    one use a random secret kept in the state directory, so no secret is ever committed.
     """
-    value = os.environ.get("API_KEY_ENCRYPTION_KEY")
     stage = os.environ.get("STAGE", "local")
-    if not value:
-        if stage not in LOCAL_STAGES:
-            raise ConfigError(f"API_KEY_ENCRYPTION_KEY must be set in stage {stage!r}")
-        return _local_key_file()
-    key = base64.b64decode(value, validate=True)
-    if len(key) != 32:
-        raise ConfigError("API_KEY_ENCRYPTION_KEY must be 32 bytes, base64-encoded")
-    return key
+    current_id = os.environ.get("API_KEY_ENCRYPTION_KEY_ID") or DEFAULT_API_KEY_ID
+    if not _KEY_ID_RE.fullmatch(current_id):
+        raise ConfigError("API_KEY_ENCRYPTION_KEY_ID must be 1 to 32 of A-Z a-z 0-9 . _ -")
+    value = os.environ.get("API_KEY_ENCRYPTION_KEY")
+    if value:
+        current = _secret(value, "API_KEY_ENCRYPTION_KEY")
+    elif stage in LOCAL_STAGES:
+        current = _local_key_file()
+    else:
+        raise ConfigError(f"API_KEY_ENCRYPTION_KEY must be set in stage {stage!r}")
+    by_id = {current_id: current}
+    for item in (os.environ.get("API_KEY_ENCRYPTION_KEYS_OLD") or "").split(","):
+        if not item.strip():
+            continue
+        key_id, colon, encoded = item.strip().partition(":")
+        if not colon or not _KEY_ID_RE.fullmatch(key_id):
+            raise ConfigError("API_KEY_ENCRYPTION_KEYS_OLD must be id:base64,id:base64,...")
+        if key_id in by_id:
+            raise ConfigError(
+                f"API_KEY_ENCRYPTION_KEYS_OLD repeats the key id {key_id!r} (current or old)"
+            )
+        by_id[key_id] = _secret(encoded, f"API_KEY_ENCRYPTION_KEYS_OLD's key {key_id!r}")
+    return ApiKeySecrets(current_id, by_id)
+
+
+def _secret(encoded: str, name: str) -> bytes:
+    """A base64 32-byte secret; the error names the setting, never the value."""
+    try:
+        secret = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        secret = b""
+    if len(secret) != 32:
+        raise ConfigError(f"{name} must be 32 bytes, base64-encoded")
+    return secret
 
 
 def _local_key_file() -> bytes:

@@ -53,6 +53,7 @@ ALL = [
     "0006.write-checks",
     "0007.history-references",
     "0008.ledger-balance-reference",
+    "0009.api-key-key-id",
 ]
 
 
