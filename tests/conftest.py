@@ -131,6 +131,9 @@ def service_env(
         # Generous limits by default; the rate-limit tests set Coinbase's own.
         "RATE_LIMIT_PUBLIC": "10000/10000",
         "RATE_LIMIT_PRIVATE": "10000/10000",
+        "AUTH_FAILURES_PER_IP": "10000/1",
+        "AUTH_FAILURES_PER_KEY": "10000/1",
+        "LOGIN_ATTEMPTS": "10000/1",
     }
 
 

@@ -11,8 +11,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from chalice import Blueprint, Response
-from chalice.app import BadRequestError
+from chalice.app import BadRequestError, Request
 
 from chalicelib.api import openapi, ratelimit
 from chalicelib.core.errors import ApiError, Forbidden
@@ -33,6 +34,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return json_response({"message": message}, status, headers)
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address as API Gateway (or `chalice local`) saw it."""
+    return str((request.context or {}).get("identity", {}).get("sourceIp") or "?")
 
 
 def route(
@@ -64,7 +70,7 @@ def route(
                     status,
                     response,
                     request,
-                    (*errors, 401, 403, 429) if auth else (*errors, 429),
+                    (*errors, 401, 403, 429, 503) if auth else (*errors, 429),
                     parameters,
                     authenticated=auth is not None,
                 )
@@ -74,15 +80,22 @@ def route(
         def view(*args: Any, **kwargs: Any) -> Response:
             try:
                 req = bp.current_request
+                ip = client_ip(req)
                 if auth is None:
-                    ip = (req.context or {}).get("identity", {}).get("sourceIp", "?")
-                    ratelimit.take(f"ip:{ip}", ratelimit.public())
+                    ratelimit.take(ratelimit.public_bucket(ip), fail_open=True)
                     result = fn(*args, **kwargs)
                 else:
-                    principal = authenticate(req, None if auth == "session" else auth)
+                    # The per-IP token is taken with the failure budgets' check, in one call
+                    # and before the credentials are looked up.
+                    principal = authenticate(
+                        req,
+                        None if auth == "session" else auth,
+                        ip=ip,
+                        also=(ratelimit.credentials_ip_bucket(ip),),
+                    )
                     if auth == "session" and principal.token is None:
                         raise Forbidden("this route needs a logged-in session, not an API key")
-                    ratelimit.take(principal.bucket, ratelimit.private())
+                    ratelimit.take(ratelimit.user_bucket(principal.user_id), fail_open=False)
                     result = fn(principal, *args, **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, exc.message, exc.headers)
@@ -90,6 +103,12 @@ def route(
                 return error_response(400, str(exc))
             except BadRequestError as exc:  # Chalice's own: a body that is not JSON
                 return error_response(400, str(exc) or "Invalid JSON body")
+            except redis.RedisError:
+                # Redis away where a route cannot do without it: authentication and its limits
+                # fail closed (identity.guard, ratelimit.take). A dependency that is down is a
+                # 503 the client may retry, not a 500.
+                logger.warning("redis unavailable", extra={"path": path}, exc_info=True)
+                return error_response(503, "Service unavailable, try again later")
             except Exception:
                 logger.exception("unhandled error", extra={"path": path})
                 return error_response(500, "Internal server error")

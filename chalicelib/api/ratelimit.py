@@ -1,66 +1,68 @@
-"""Token-bucket rate limits in Redis, one bucket per API key, session or client IP.
+"""Request rate limits: per client IP before anything else, per user once authenticated.
 
-Defaults follow Coinbase Exchange: public 10 requests/s with bursts to 15, private 15/s with
-bursts to 30. Override with RATE_LIMIT_PUBLIC / RATE_LIMIT_PRIVATE as "rate/burst".
+Defaults follow Coinbase Exchange: public 10 requests/s with bursts to 15 per client IP; private
+15/s with bursts to 30 per user (all of a user's API keys and sessions share one bucket).
+Requests that carry credentials take their per-IP token from a bucket of their own, before the
+credentials are looked up (`RATE_LIMIT_AUTH_IP`, by default twice the private limit: room for one
+user's full private rate and another caller behind the same address), so that the public limit
+does not cap a user's private one. Override with RATE_LIMIT_PUBLIC / RATE_LIMIT_PRIVATE /
+RATE_LIMIT_AUTH_IP as "rate/burst". Failure budgets on credentials are `identity.guard`'s.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
 
 import redis
 
 from chalicelib.core.errors import RateLimited
-from chalicelib.platform.cache import redis_client
+from chalicelib.platform.buckets import Bucket, Limit, Use, apply
 from chalicelib.platform.logs import logger
 
-# Atomic refill-and-take, timed by Redis's clock so that every Lambda shares one notion of now.
-_SCRIPT = """
-local now = redis.call('TIME')
-local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1]) or burst
-local ts = tonumber(state[2]) or t
-tokens = math.min(burst, tokens + math.max(0, t - ts) * rate)
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(t))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return tostring(wait)
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    rate: float
-    burst: int
-    message: str
-
-
-def _limit(env: str, default: str, message: str) -> Limit:
-    rate, _, burst = (os.environ.get(env) or default).partition("/")
-    return Limit(float(rate), int(burst), message)
+PRIVATE_MESSAGE = "Private rate limit exceeded"
 
 
 def public() -> Limit:
-    return _limit("RATE_LIMIT_PUBLIC", "10/15", "Public rate limit exceeded")
+    return Limit.per_second("RATE_LIMIT_PUBLIC", "10/15", "Public rate limit exceeded")
 
 
 def private() -> Limit:
-    return _limit("RATE_LIMIT_PRIVATE", "15/30", "Private rate limit exceeded")
+    return Limit.per_second("RATE_LIMIT_PRIVATE", "15/30", PRIVATE_MESSAGE)
 
 
-def take(bucket: str, limit: Limit) -> None:
-    """Take one token from `bucket` or raise RateLimited with the seconds to wait."""
-    client = redis_client()
+def credentials_ip() -> Limit:
+    if os.environ.get("RATE_LIMIT_AUTH_IP"):
+        return Limit.per_second("RATE_LIMIT_AUTH_IP", "", PRIVATE_MESSAGE)
+    base = private()
+    return Limit(base.rate * 2, base.burst * 2, PRIVATE_MESSAGE)
+
+
+def public_bucket(ip: str) -> Bucket:
+    return Bucket(f"ip:{ip}", public(), Use.TAKE)
+
+
+def credentials_ip_bucket(ip: str) -> Bucket:
+    return Bucket(f"authip:{ip}", credentials_ip(), Use.TAKE)
+
+
+def user_bucket(user_id: str) -> Bucket:
+    return Bucket(f"user:{user_id}", private(), Use.TAKE)
+
+
+def take(bucket: Bucket, *, fail_open: bool) -> None:
+    """Take one token from `bucket` or raise RateLimited with the seconds to wait.
+
+    `fail_open`: whether a request goes on when Redis does not answer. The public limit does:
+    it protects the service, and an outage of the limiter must not take public reads down too.
+    Limits on authenticated requests do not (the RedisError reaches the route, which answers
+    503): those requests need Redis anyway for sessions and replay protection, and without their
+    limits a caller could spend the service's capacity on one account unchecked."""
     try:
-        wait = float(client.eval(_SCRIPT, 1, f"rl:{bucket}", limit.rate, limit.burst))
+        refused = apply([bucket])
     except redis.RedisError:
-        # Limits protect the service; an outage of the limiter must not take the API down too.
-        logger.warning("rate limiter unavailable; request allowed", extra={"bucket": bucket})
+        if not fail_open:
+            raise
+        logger.warning("rate limiter unavailable; request allowed", extra={"bucket": bucket.key})
         return
-    if wait > 0:
-        raise RateLimited(limit.message, math.ceil(wait))
+    if refused is not None:
+        raise RateLimited(refused.limit.message, refused.wait_s)

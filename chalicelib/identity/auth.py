@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from chalice.app import Request
 
 from chalicelib.core.errors import Forbidden, Unauthorized
-from chalicelib.identity import apikeys, sessions, signing
-from chalicelib.platform import db
+from chalicelib.identity import apikeys, guard, sessions, signing
+from chalicelib.platform.buckets import Bucket
 from chalicelib.platform.cache import redis_client
 
 ALL_PERMISSIONS = frozenset(apikeys.PERMISSIONS)
@@ -21,7 +22,6 @@ REPLAY_TTL_S = 2 * signing.MAX_SKEW_S + 5  # a signature is useless once its tim
 class Principal:
     user_id: str
     permissions: frozenset[str]
-    bucket: str  # the rate-limit bucket: the API key or the session
     token: str | None = None  # the session token, for logout
 
 
@@ -36,7 +36,41 @@ def signed_path(request: Request) -> str:
     return f"{path}?{urlencode(query, doseq=True)}" if query else path
 
 
-def authenticate(request: Request, permission: str | None = None) -> Principal:
+def authenticate(
+    request: Request,
+    permission: str | None = None,
+    *,
+    ip: str | None = None,
+    also: tuple[Bucket, ...] = (),
+) -> Principal:
+    """The caller, or Unauthorized / Forbidden. Before any lookup, the failure budgets of `ip`
+    and of the credential refuse a caller who has failed too often (`guard.admit`), and the
+    buckets of `also` (the per-IP request limit) are taken in the same call. A credential that
+    fails counts against both budgets; a request that names none guessed nothing."""
+    subject = _subject(request.headers)
+    guard.admit(ip, subject, *also)
+    try:
+        principal = _identify(request)
+    except Unauthorized:
+        if subject is not None:
+            guard.failed(ip, subject)
+        raise
+    if permission is not None and permission not in principal.permissions:
+        raise Forbidden("Forbidden")
+    return principal
+
+
+def _subject(headers: Mapping[str, str]) -> str | None:
+    """The credential a request names, for its failure budget; None when it names nothing that
+    would be looked up (then only the IP's budget is checked)."""
+    bearer = headers.get("authorization", "")
+    if bearer.lower().startswith("bearer "):
+        return guard.session_subject(bearer[7:].strip())
+    key = headers.get("cb-access-key", "")
+    return guard.key_subject(key) if key and len(key) <= 64 else None
+
+
+def _identify(request: Request) -> Principal:
     headers = request.headers
     bearer = headers.get("authorization", "")
     if bearer.lower().startswith("bearer "):
@@ -44,13 +78,11 @@ def authenticate(request: Request, permission: str | None = None) -> Principal:
         user_id = sessions.user_for(token)
         if user_id is None:
             raise Unauthorized("Unauthorized")
-        principal = Principal(user_id, ALL_PERMISSIONS, f"session:{user_id}", token)
+        principal = Principal(user_id, ALL_PERMISSIONS, token=token)
     elif "cb-access-key" in headers:
         principal = _api_key(request)
     else:
         raise Unauthorized("Unauthorized")
-    if permission is not None and permission not in principal.permissions:
-        raise Forbidden("Forbidden")
     return principal
 
 
@@ -62,8 +94,7 @@ def _api_key(request: Request) -> Principal:
     passphrase = headers.get("cb-access-passphrase", "")
     if not key or len(key) > 64:
         raise Unauthorized("Invalid API Key")
-    with db.connection() as conn:
-        found = apikeys.load(conn, key, passphrase)
+    found = guard.load_key(key, passphrase)
     if isinstance(found, str):
         raise Unauthorized(found)
     if not signing.timestamp_ok(timestamp, time.time()):
@@ -80,4 +111,4 @@ def _api_key(request: Request) -> Principal:
         f"replay:{key}:{provided}", 1, nx=True, ex=REPLAY_TTL_S
     ):
         raise Unauthorized("request replayed")
-    return Principal(found.user_id, found.permissions, f"key:{key}")
+    return Principal(found.user_id, found.permissions)

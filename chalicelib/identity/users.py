@@ -9,7 +9,7 @@ import psycopg
 
 from chalicelib.core import balances
 from chalicelib.core.errors import BadRequest, Conflict, Unauthorized
-from chalicelib.identity import passwords, sessions
+from chalicelib.identity import guard, passwords, sessions
 from chalicelib.platform import db
 
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -40,15 +40,19 @@ def signup(email: object, password: object) -> str:
     return user_id
 
 
-def login(email: object, password: object) -> sessions.Session:
+def login(email: object, password: object, ip: str) -> sessions.Session:
+    """A new session, or Unauthorized. Attempts and failures are limited per client IP and per
+    email before the user is looked up and the password hashed (`guard.admit_login`)."""
     if not isinstance(password, str):
         raise BadRequest("password must be a string")
     address = normalise_email(email)
+    guard.admit_login(ip, address)
     with db.connection() as conn:
         row = conn.execute(
             "SELECT id, password_hash FROM users WHERE email = %s AND NOT is_system", (address,)
         ).fetchone()
     if not passwords.verify(row[1] if row else None, password[: passwords.MAX_LENGTH + 1]):
+        guard.failed_login(ip, address)
         raise Unauthorized("invalid email or password")
     assert row is not None
     return sessions.create(str(row[0]))

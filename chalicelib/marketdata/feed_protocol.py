@@ -25,10 +25,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 from chalicelib.core import level2
 from chalicelib.core.catalog import PRODUCTS
-from chalicelib.identity import apikeys, sessions, signing
-from chalicelib.platform import db
+from chalicelib.core.errors import RateLimited
+from chalicelib.identity import guard, sessions, signing
 
 CHANNELS = ("level2", "level2_batch", "ticker", "matches", "user")
 VERIFY_PATH = "/users/self/verify"
@@ -90,18 +92,47 @@ def parse(message: Any) -> Request:
     return Request(kind, channels, auth)
 
 
-def authenticate(auth: dict[str, str]) -> str:
+def authenticate(auth: dict[str, str], ip: str | None = None) -> str:
     """The user id the credentials of a subscribe message prove (raises FeedError).
-    Blocking (Redis, Postgres): async callers run it in a thread."""
+    Blocking (Redis, Postgres): async callers run it in a thread.
+
+    The rules of the REST API's authentication apply (`identity.guard`): the failure budgets of
+    the client's `ip` (when the transport gives it) and of the credential are checked before any
+    lookup, a failure is counted against both, and unknown API keys are remembered. A spent
+    budget or an unreachable Redis (fail closed, as for the REST API) is an error message."""
+    if "token" in auth:
+        subject: str | None = guard.session_subject(auth["token"])
+    elif all(k in auth for k in ("key", "passphrase", "timestamp", "signature")):
+        subject = guard.key_subject(auth["key"]) if len(auth["key"]) <= 64 else None
+    else:
+        raise FeedError("the user channel needs a token, or key, passphrase, timestamp, signature")
+    try:
+        guard.admit(ip, subject)
+        try:
+            user_id, permissions = _verify(auth)
+        except FeedError:
+            if subject is not None:
+                guard.failed(ip, subject)
+            raise
+    except RateLimited as exc:
+        raise FeedError(exc.message) from exc
+    except redis.RedisError as exc:
+        raise FeedError("Service unavailable, try again later") from exc
+    if "view" not in permissions:
+        raise FeedError("Forbidden")
+    return user_id
+
+
+def _verify(auth: dict[str, str]) -> tuple[str, frozenset[str]]:
+    """The user and permissions the credentials prove, or FeedError."""
     if "token" in auth:
         user_id = sessions.user_for(auth["token"])
         if user_id is None:
             raise FeedError("Unauthorized")
-        return user_id
-    if not all(k in auth for k in ("key", "passphrase", "timestamp", "signature")):
-        raise FeedError("the user channel needs a token, or key, passphrase, timestamp, signature")
-    with db.connection() as conn:
-        found = apikeys.load(conn, auth["key"], auth["passphrase"])
+        return user_id, frozenset({"view"})
+    if len(auth["key"]) > 64:
+        raise FeedError("Invalid API Key")
+    found = guard.load_key(auth["key"], auth["passphrase"])
     if isinstance(found, str):
         raise FeedError(found)
     if not signing.timestamp_ok(auth["timestamp"], time.time()):
@@ -110,9 +141,7 @@ def authenticate(auth: dict[str, str]) -> str:
         found.secret, auth["signature"], auth["timestamp"], "GET", VERIFY_PATH, ""
     ):
         raise FeedError("invalid signature")
-    if "view" not in found.permissions:
-        raise FeedError("Forbidden")
-    return found.user_id
+    return found.user_id, found.permissions
 
 
 def subscriptions(channels: dict[str, set[str]]) -> dict[str, Any]:

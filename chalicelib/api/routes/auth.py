@@ -7,7 +7,7 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.api.bodies import json_object
-from chalicelib.api.http import route
+from chalicelib.api.http import client_ip, route
 from chalicelib.identity import apikeys, sessions, users
 from chalicelib.identity.auth import Principal
 from chalicelib.platform import db
@@ -57,7 +57,7 @@ def signup() -> Any:
     summary="Log in; returns a bearer token",
     tag="auth",
     request=_CREDENTIALS,
-    errors=(401,),
+    errors=(401, 503),
     response={
         "type": "object",
         "required": ["token", "expires_at"],
@@ -66,7 +66,8 @@ def signup() -> Any:
 )
 def login() -> Any:
     body = json_object(bp.current_request)
-    session = users.login(body.get("email"), body.get("password"))
+    ip = client_ip(bp.current_request)
+    session = users.login(body.get("email"), body.get("password"), ip)
     return {"token": session.token, "expires_at": round(session.expires_at, 3)}
 
 
