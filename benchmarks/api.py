@@ -127,6 +127,7 @@ def main() -> None:
         "API_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
         "RATE_LIMIT_PUBLIC": "1000000/1000000",
         "RATE_LIMIT_PRIVATE": "1000000/1000000",
+        "LOGIN_ATTEMPTS": "1000000/1",
     }
     chalice = str(Path(sys.executable).with_name("chalice"))
     proc = subprocess.Popen(

@@ -160,7 +160,9 @@ class FeedServer:
             await client.ws.send(_dumps(fp.subscriptions(client.channels)))
             return
         if "user" in req.channels:
-            client.user_id = await asyncio.to_thread(fp.authenticate, req.auth)
+            peer = client.ws.remote_address
+            ip = str(peer[0]) if peer else None
+            client.user_id = await asyncio.to_thread(fp.authenticate, req.auth, ip)
         extras: list[dict[str, Any]] = []
         for p in req.channels.get("matches", ()):
             newest = await self.redis.xrevrange(self.keys.trades(p), count=1)

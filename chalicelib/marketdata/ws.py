@@ -192,7 +192,8 @@ def handle_message(
     cid: str,
     body: str,
     post: Post,
-    authenticate: Callable[[dict[str, str]], str] = fp.authenticate,
+    authenticate: Callable[..., str] = fp.authenticate,
+    ip: str | None = None,
 ) -> None:
     """Answer one client message: record the (un)subscription, then post `subscriptions` and,
     for a subscribe, the level2 snapshots, `last_match` and `ticker`. The subscription is
@@ -205,7 +206,7 @@ def handle_message(
             subs.remove(cid, req.channels)
             post(cid, fp.subscriptions(subs.channels_of(cid)))
             return
-        user_id = authenticate(req.auth) if "user" in req.channels else None
+        user_id = authenticate(req.auth, ip) if "user" in req.channels else None
     except (fp.FeedError, ValueError) as exc:
         post(cid, fp.error("Failed to subscribe", str(exc)))
         return
@@ -237,7 +238,8 @@ def on_message(event: WebsocketEvent) -> None:
     subs = subscriptions_store()
     post = poster(management_client(callback_url(event.domain_name, event.stage)))
     try:
-        handle_message(subs, event.connection_id, event.body, post)
+        identity = event.to_dict().get("requestContext", {}).get("identity", {})
+        handle_message(subs, event.connection_id, event.body, post, ip=identity.get("sourceIp"))
     except Gone:
         subs.drop(event.connection_id)  # left before we answered
         logger.info("websocket gone while answering", extra={"connection": event.connection_id})

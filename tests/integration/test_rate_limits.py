@@ -332,7 +332,7 @@ def test_the_feeds_user_channel_has_the_same_budgets(
         "c1",
         json.dumps(body | {"token": user.token}),
         lambda _cid, msg: posted.append(msg),
-        lambda auth: fp.authenticate(auth, ip),
+        ip=ip,  # the connection's source IP, as on_message passes it
     )
     assert posted == [fp.error("Failed to subscribe", "Private rate limit exceeded")]
 
