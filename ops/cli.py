@@ -112,6 +112,19 @@ def _cmd_ws_fanout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_health(_args: argparse.Namespace) -> int:
+    """Each dependency's check as the API makes it (the detail `GET /health` keeps to itself)."""
+    from chalicelib.api import health
+
+    healthy, checks = health.check_all()
+    for name, check in checks.items():
+        if check["status"] == "ok":
+            print(f"{name:<9} ok    {check['latency_ms']} ms")
+        else:
+            print(f"{name:<9} down  {check['error']}")
+    return 0 if healthy else 1
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from matcher.check import run_check
 
@@ -167,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         "(WS_CALLBACK_URL; WS_FANOUT_THREADS posts at once, default 16)",
     )
     w.set_defaults(fn=_cmd_ws_fanout)
+
+    h = sub.add_parser(
+        "health", help="check Postgres, Redis and the queues as the API does; exit 1 if one is down"
+    )
+    h.set_defaults(fn=_cmd_health)
 
     c = sub.add_parser("check", help="verify balances, holds, ledger, trades and replay")
     c.add_argument("--products", help="comma-separated product ids to replay (default: all)")

@@ -41,6 +41,8 @@ class Stack:
         pg, rd, sq = found
         self.env = {
             "STAGE": "local",
+            # Test funds for the local stack (chalicelib/trading/faucet.py), unless switched off.
+            "EXCHANGE_FAUCET": os.environ.get("EXCHANGE_FAUCET", "1"),
             "DATABASE_URL": pg.url,
             "REDIS_URL": rd.url,
             "AWS_ENDPOINT_URL": sq.url,

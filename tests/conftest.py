@@ -35,6 +35,11 @@ from ops import migrations, services
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("EXCHANGE_STATE_DIR", ROOT / ".dev"))
 
+# The tests fund their users from the faucet, which exists only when switched on. app.py registers
+# its route when first imported, so the switch is on for the whole test process (the tests that
+# see it off or in `prod` import the app in a subprocess: tests/unit/test_faucet_switch.py).
+os.environ["EXCHANGE_FAUCET"] = "1"
+
 
 @pytest.fixture(scope="session")
 def started_services() -> Iterator[dict[str, services.Service]]:
@@ -127,6 +132,7 @@ def service_env(
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "QUEUE_PREFIX": prefix,
+        "EXCHANGE_FAUCET": "1",
         "API_KEY_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
         # Generous limits by default; the rate-limit tests set Coinbase's own.
         "RATE_LIMIT_PUBLIC": "10000/10000",

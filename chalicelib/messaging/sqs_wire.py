@@ -11,12 +11,19 @@ request and reply shapes are ours, and for these calls the JSON that AWS sends i
 boto3 returns, so the methods take boto3's keyword names and return boto3's replies.
 sqs.message_client gives each process one.
 
-Queue administration (create, attributes, URLs) stays on boto3 (sqs.py): it is not per message.
+Queue administration (create, attributes) stays on boto3 (sqs.py): it is not per message. The
+queue URL lookup is here too, so that the API's first send of a process fits its request's budget.
+
+Time: the matcher's calls wait out the long poll and retry. A call made inside an API request is
+bounded instead: `until(deadline)` gives a view of the client whose calls share one deadline,
+connect and read together, and the API's client makes one attempt per call (sqs.py).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +50,7 @@ _RETRIES = urllib3.Retry(
     allowed_methods=None,  # every SQS call is a POST
     raise_on_status=False,
 )
+_TIMEOUT = urllib3.Timeout(connect=3.0, read=25.0)  # above the 20 s long poll
 
 
 class SqsError(RuntimeError):
@@ -55,9 +63,19 @@ class SqsError(RuntimeError):
 
 
 class SqsWire:
-    """Thread-safe: the pool hands each thread its own connection (up to `connections`)."""
+    """Thread-safe: the pool hands each thread its own connection (up to `connections`).
 
-    def __init__(self, cfg: Settings, connections: int = 4) -> None:
+    `timeout` and `retries` are each call's, unless the view of `until` bounds the time."""
+
+    def __init__(
+        self,
+        cfg: Settings,
+        connections: int = 4,
+        *,
+        timeout: urllib3.Timeout = _TIMEOUT,
+        retries: urllib3.Retry | bool = _RETRIES,
+    ) -> None:
+        self._deadline: float | None = None
         endpoint = cfg.aws_endpoint_url or f"https://sqs.{cfg.aws_region}.amazonaws.com"
         parts = urlsplit(endpoint)
         self._url = f"{parts.scheme}://{parts.netloc}/"
@@ -73,9 +91,17 @@ class SqsWire:
             self._url,
             maxsize=connections,
             block=False,
-            timeout=urllib3.Timeout(connect=3.0, read=25.0),  # above the 20 s long poll
-            retries=_RETRIES,
+            timeout=timeout,
+            retries=retries,
         )
+
+    def until(self, deadline: float) -> SqsWire:
+        """This client (the same connections) with every call bounded by `deadline`, a
+        `time.monotonic()` instant: a call starts only before it and gives up at it, connect and
+        read together (TimeoutError before, urllib3's timeout errors during)."""
+        bounded = copy.copy(self)
+        bounded._deadline = deadline
+        return bounded
 
     def call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps(params, separators=(",", ":")).encode()
@@ -91,7 +117,15 @@ class SqsWire:
         )
         # Frozen per call: a refresh between reading the key and the secret cannot mix them.
         SigV4Auth(self._credentials.get_frozen_credentials(), "sqs", self._region).add_auth(request)
-        reply = self._pool.urlopen("POST", "/", body=body, headers=dict(request.headers.items()))
+        options: dict[str, Any] = {}
+        if self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no time left for {action}")
+            options["timeout"] = urllib3.Timeout(total=left)
+        reply = self._pool.urlopen(
+            "POST", "/", body=body, headers=dict(request.headers.items()), **options
+        )
         try:
             data: dict[str, Any] = json.loads(reply.data) if reply.data else {}
         except ValueError:  # not SQS speaking (a proxy's error page, say)
@@ -100,6 +134,9 @@ class SqsWire:
             code = str(data.get("__type", "HTTP")).rsplit("#", 1)[-1]
             raise SqsError(code, str(data.get("message", reply.reason)), reply.status)
         return data
+
+    def get_queue_url(self, *, QueueName: str) -> dict[str, Any]:
+        return self.call("GetQueueUrl", {"QueueName": QueueName})
 
     def receive_message(
         self,

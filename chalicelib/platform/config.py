@@ -2,6 +2,10 @@
 
 Read on every call rather than at import: the Lambda must import with no environment, and tests
 change the environment between cases.
+
+The stage fails closed: deployed (in a Lambda or an ECS task), a `STAGE` that is unset or names no
+stage means `prod`, so a deployment that forgot it still requires its URLs and never gets a local
+default; on a developer's machine an unset `STAGE` means `local` and an unknown one is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LOCAL_STAGES = frozenset({"local", "test"})
+STAGES = LOCAL_STAGES | {"prod"}
+# Set by the runtime itself in a Lambda and in an ECS task (v4 on Fargate 1.4+, v3 before).
+DEPLOYED_MARKERS = (
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "ECS_CONTAINER_METADATA_URI_V4",
+    "ECS_CONTAINER_METADATA_URI",
+)
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/exchange"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -24,7 +35,7 @@ DEFAULT_REGION = "us-east-1"
 
 
 class ConfigError(RuntimeError):
-    """A setting that `prod` must be given is missing."""
+    """A setting that `prod` must be given is missing, or a setting is not valid."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +67,25 @@ def _required(name: str, stage: str, local_default: str) -> str:
     raise ConfigError(f"{name} must be set in stage {stage!r}")
 
 
+def deployed() -> bool:
+    """Whether this process runs in a Lambda or an ECS task (the runtime says so)."""
+    return any(os.environ.get(name) for name in DEPLOYED_MARKERS)
+
+
+def current_stage() -> str:
+    """The stage this process runs in: `local`, `test` or `prod` (see the module docstring)."""
+    value = os.environ.get("STAGE", "").strip()
+    if value in STAGES:
+        return value
+    if deployed():
+        return "prod"
+    if not value:
+        return "local"
+    raise ConfigError(f"STAGE={value!r} is not a stage: use one of {', '.join(sorted(STAGES))}")
+
+
 def settings() -> Settings:
-    stage = os.environ.get("STAGE", "local")
+    stage = current_stage()
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or (
         DEFAULT_AWS_ENDPOINT_URL if stage in LOCAL_STAGES else None
     )
@@ -94,7 +122,7 @@ def api_key_secrets() -> ApiKeySecrets:
     `prod` must be given the current secret (from a secret store). Local and test stages without
     one use a random secret kept in the state directory, so no secret is ever committed.
     """
-    stage = os.environ.get("STAGE", "local")
+    stage = current_stage()
     current_id = os.environ.get("API_KEY_ENCRYPTION_KEY_ID") or DEFAULT_API_KEY_ID
     if not _KEY_ID_RE.fullmatch(current_id):
         raise ConfigError("API_KEY_ENCRYPTION_KEY_ID must be 1 to 32 of A-Z a-z 0-9 . _ -")

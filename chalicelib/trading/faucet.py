@@ -1,8 +1,14 @@
-"""The development faucet (`local` and `test` stages only): free funds, recorded as deposits so
-that "balances = deposits - withdrawals" keeps holding."""
+"""The development faucet: free funds, recorded as deposits so that "balances = deposits -
+withdrawals" keeps holding.
+
+It exists only in a `local` or `test` stage and only when switched on (`EXCHANGE_FAUCET=1`, which
+`exchange dev` and the tests set), so neither a stage set wrongly nor a forgotten switch alone
+hands out funds.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 from decimal import Decimal
 
@@ -12,9 +18,18 @@ from chalicelib.core import balances
 from chalicelib.core.catalog import ASSETS
 from chalicelib.core.errors import BadRequest
 from chalicelib.core.money import MoneyError, parse_decimal, steps, to_units
+from chalicelib.platform.config import LOCAL_STAGES, current_stage
+
+SWITCH = "EXCHANGE_FAUCET"
 
 # Enough to trade with, small enough that a typo cannot overflow anything downstream.
 MAX_PER_CALL = {"BTC": Decimal(100), "ETH": Decimal(1000), "USD": Decimal(10_000_000)}
+
+
+def enabled() -> bool:
+    """Whether the faucet exists: switched on, in a `local` or `test` stage. Reads only the stage
+    and the switch, so the app can ask at import with no other setting given."""
+    return current_stage() in LOCAL_STAGES and os.environ.get(SWITCH) == "1"
 
 
 def grant(conn: psycopg.Connection, user_id: str, currency: object, amount: object) -> dict:

@@ -2,7 +2,10 @@
 
 Placing is one Postgres transaction (hold the funds with a conditional UPDATE, insert the order as
 pending), then one SQS send. If the send fails the order stays pending with its funds held and
-the matcher's sweeper sends it again under the same deduplication id.
+the matcher's sweeper sends it again under the same deduplication id. The sends of a request
+share one time budget (sqs.api_send_budget_s) well inside the Lambda's timeout: one that runs out
+is a failed send like any other, so the client always gets its order back once its hold is
+committed, never a timeout.
 
 Cancelling is the same shape: record the request on the order (`cancel_requested_at`), commit,
 then send the cancel message. If that send fails, the sweeper re-sends the cancel of every live
@@ -12,6 +15,7 @@ order whose request is a few seconds old, so a cancel the API accepted is never 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -22,7 +26,7 @@ from chalicelib.core.catalog import PRODUCTS, Product
 from chalicelib.core.errors import BadRequest, NotFound
 from chalicelib.core.order_rows import ORDER_COLUMNS, OrderRow, order_row
 from chalicelib.messaging import order_queue
-from chalicelib.messaging.sqs import message_client, sqs_client
+from chalicelib.messaging.sqs import api_message_client, api_send_budget_s
 from chalicelib.platform import db
 from chalicelib.platform.config import settings
 from chalicelib.platform.logs import logger
@@ -79,7 +83,7 @@ ORDER_SCHEMA: dict[str, Any] = {
     },
 }
 
-_queue_urls: dict[tuple[str, str], str] = {}
+_queue_urls: dict[tuple[str | None, str, str], str] = {}  # (endpoint, prefix, product) -> URL
 _queue_lock = threading.Lock()
 
 
@@ -227,27 +231,38 @@ def place(user_id: str, request: OrderRequest) -> dict[str, Any]:
                 raise
             return found
     assert placed is not None
-    _publish(order_queue.QueueMessage("order", order_id, request.product.id, user_id))
+    _publish([order_queue.QueueMessage("order", order_id, request.product.id, user_id)])
     return shape(placed)
 
 
-def _publish(message: order_queue.QueueMessage) -> None:
-    cfg = settings()
+def _publish(messages: list[order_queue.QueueMessage]) -> None:
+    """Send each message, all within one budget; never raises. What is not sent stays recorded in
+    Postgres (the order pending with its funds held, or its cancel request) and the matcher's
+    sweeper sends it."""
     try:
-        key = (cfg.queue_prefix, message.product_id)
-        with _queue_lock:
-            url = _queue_urls.get(key)
-        if url is None:
-            url = order_queue.queue_url(sqs_client(cfg), cfg, message.product_id)
-            with _queue_lock:
-                _queue_urls[key] = url
-        order_queue.send(message_client(cfg), url, message)
+        cfg = settings()
+        sqs = api_message_client(cfg).until(time.monotonic() + api_send_budget_s())
     except Exception:
-        # The order is safe in Postgres with its funds held; the matcher's sweeper resends it.
         logger.exception(
             "order publish failed; left for the sweeper",
-            extra={"order_id": message.order_id, "kind": message.kind},
+            extra={"order_ids": [m.order_id for m in messages]},
         )
+        return
+    for message in messages:
+        try:
+            key = (cfg.aws_endpoint_url, cfg.queue_prefix, message.product_id)
+            with _queue_lock:
+                url = _queue_urls.get(key)
+            if url is None:
+                url = order_queue.queue_url(sqs, cfg, message.product_id)
+                with _queue_lock:
+                    _queue_urls[key] = url
+            order_queue.send(sqs, url, message)
+        except Exception:
+            logger.exception(
+                "order publish failed; left for the sweeper",
+                extra={"order_id": message.order_id, "kind": message.kind},
+            )
 
 
 def _parse_ref(ref: str) -> tuple[str, str]:
@@ -291,7 +306,7 @@ def cancel(user_id: str, ref: str, product_id: str | None = None) -> str:
         ).fetchone()
     if requested is None:
         raise BadRequest("Order already done")  # the matcher finished it since it was read
-    _publish(order_queue.QueueMessage("cancel", order["id"], order["product_id"], user_id))
+    _publish([order_queue.QueueMessage("cancel", order["id"], order["product_id"], user_id)])
     return str(order["id"])
 
 
@@ -319,8 +334,9 @@ def cancel_all(user_id: str, product_id: str | None) -> list[str]:
         except psycopg.errors.DeadlockDetected:
             if attempt == 3:
                 raise
-    for order_id, product in rows:
-        _publish(order_queue.QueueMessage("cancel", str(order_id), product, user_id))
+    _publish(
+        [order_queue.QueueMessage("cancel", str(oid), product, user_id) for oid, product in rows]
+    )
     return [str(r[0]) for r in rows]
 
 

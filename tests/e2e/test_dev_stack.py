@@ -32,8 +32,9 @@ def test_exchange_dev_serves_products_and_stops_cleanly(
 ) -> None:
     port = services.free_port()
     fresh_db = database_url.rsplit("/", 1)[0] + f"/exchange_dev_{uuid.uuid4().hex[:8]}"
+    # Without EXCHANGE_FAUCET of its own: `exchange dev` switches the faucet on by itself.
     env = (
-        os.environ
+        {k: v for k, v in os.environ.items() if k != "EXCHANGE_FAUCET"}
         | {
             "DATABASE_URL": fresh_db,  # not created yet: `exchange dev` must create and migrate it
             "REDIS_URL": redis_url,
@@ -68,7 +69,8 @@ def test_exchange_dev_serves_products_and_stops_cleanly(
         assert status == 200
         assert sorted(p["id"] for p in products) == ["BTC-USD", "ETH-BTC", "ETH-USD"]
         status, health = _get(f"http://127.0.0.1:{port}/health")
-        assert status == 200, health
+        assert (status, health) == (200, {"status": "ok"})
+        assert "/dev/faucet" in _get(f"http://127.0.0.1:{port}/openapi.json")[1]["paths"]
         assert _get(f"http://127.0.0.1:{port}/products/NOPE") == (
             404,
             {"message": "Product not found"},

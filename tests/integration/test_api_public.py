@@ -49,10 +49,27 @@ def test_openapi_document_lists_every_route(api: Any) -> None:
     assert doc["paths"]["/products/{product_id}"]["get"]["responses"]["404"]
 
 
+def _logged_health(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The checks that GET /health logs from now on."""
+    from chalicelib.api import health
+
+    logged: list[dict[str, Any]] = []
+
+    def warning(message: str, *args: Any, extra: dict[str, Any] | None = None) -> None:
+        if message == "health degraded":
+            assert extra is not None
+            logged.append(extra["checks"])
+
+    monkeypatch.setattr(health.logger, "warning", warning)
+    return logged
+
+
 def test_health_is_green_with_every_dependency_up(api: Any) -> None:
-    status, body = _get(api, "/health")
-    assert status == 200, body
-    assert {k: v["status"] for k, v in body["checks"].items()} == {
+    from chalicelib.api import health
+
+    assert _get(api, "/health") == (200, {"status": "ok"})
+    healthy, checks = health.check_all()
+    assert healthy and {k: v["status"] for k, v in checks.items()} == {
         "postgres": "ok",
         "redis": "ok",
         "sqs": "ok",
@@ -69,27 +86,49 @@ def test_health_is_503_when_redis_stops(
         assert _get(api, "/health")[0] == 200
     finally:
         stop()
-    status, body = _get(api, "/health")
-    assert status == 503
-    assert body["status"] == "unavailable"
-    assert body["checks"]["redis"]["status"] == "down"
-    assert body["checks"]["postgres"]["status"] == "ok"
+    logged = _logged_health(monkeypatch)
+    # The public learns only that something is wrong, not what.
+    assert _get(api, "/health") == (503, {"status": "degraded"})
+    [checks] = logged
+    assert checks["redis"]["status"] == "down" and checks["redis"]["error"]
+    assert checks["postgres"]["status"] == "ok"
 
 
 def test_health_is_503_when_postgres_is_unreachable(
     api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{services.free_port()}/x")
-    status, body = _get(api, "/health")
-    assert status == 503 and body["checks"]["postgres"]["status"] == "down"
+    logged = _logged_health(monkeypatch)
+    assert _get(api, "/health") == (503, {"status": "degraded"})
+    assert logged[0]["postgres"]["status"] == "down"
 
 
 def test_health_is_503_when_the_queues_are_missing(
     api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("QUEUE_PREFIX", "never-created")
-    status, body = _get(api, "/health")
-    assert status == 503 and body["checks"]["sqs"]["status"] == "down"
+    logged = _logged_health(monkeypatch)
+    assert _get(api, "/health") == (503, {"status": "degraded"})
+    assert logged[0]["sqs"]["status"] == "down"
+
+
+def test_exchange_health_shows_operators_each_check(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ops import cli
+
+    assert cli.main(["health"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["postgres", "ok"],
+        ["redis", "ok"],
+        ["sqs", "ok"],
+    ]
+    monkeypatch.setenv("QUEUE_PREFIX", "never-created")
+    assert cli.main(["health"]) == 1
+    out = capsys.readouterr().out
+    assert "postgres  ok" in out and "redis     ok" in out
+    assert "sqs       down  SqsError: QueueDoesNotExist" in out
 
 
 def test_unknown_errors_are_json_500_without_internals(

@@ -1,4 +1,5 @@
-"""Development-only routes: the faucet exists in the `local` and `test` stages, never in `prod`."""
+"""Development-only routes: app.py registers them only when the faucet is switched on in a `local`
+or `test` stage (`faucet.enabled`), never in `prod`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from chalicelib.api.http import route
 from chalicelib.core.errors import NotFound
 from chalicelib.identity.auth import Principal
 from chalicelib.platform import db
-from chalicelib.platform.config import settings
 from chalicelib.trading import faucet
 
 bp = Blueprint(__name__)
@@ -41,7 +41,9 @@ bp = Blueprint(__name__)
     },
 )
 def post_faucet(principal: Principal) -> Any:
-    if not settings().is_local:
+    # Asked again per request: a request's environment can differ from the one at import
+    # (chalice.test.Client applies a stage's environment variables around each request).
+    if not faucet.enabled():
         raise NotFound("NotFound")
     body = json_object(bp.current_request)
     with db.connection() as conn:
