@@ -52,7 +52,7 @@ def test_deployed_an_unset_or_unknown_stage_is_prod(
     with pytest.raises(config.ConfigError, match="DATABASE_URL must be set in stage 'prod'"):
         config.settings()
     with pytest.raises(config.ConfigError, match="API_KEY_ENCRYPTION_KEY"):
-        config.api_key_encryption_key()
+        config.api_key_secrets()
     monkeypatch.setenv("DATABASE_URL", "postgresql://rds/exchange")
     monkeypatch.setenv("REDIS_URL", "rediss://cache:6379/0")
     s = config.settings()
@@ -70,4 +70,4 @@ def test_locally_an_unknown_stage_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(config.ConfigError, match="STAGE='staging' is not a stage"):
         config.settings()
     with pytest.raises(config.ConfigError, match="is not a stage"):
-        config.api_key_encryption_key()
+        config.api_key_secrets()
