@@ -60,8 +60,10 @@ def _api_key(request: Request) -> Principal:
     provided = headers.get("cb-access-sign", "")
     timestamp = headers.get("cb-access-timestamp", "")
     passphrase = headers.get("cb-access-passphrase", "")
-    if not key or len(key) > 64:
+    if not key or len(key) > 64 or not key.isascii() or not key.isprintable():
         raise Unauthorized("Invalid API Key")
+    if not passphrase.isprintable():  # no key has one (apikeys.parse_passphrase): it cannot match
+        passphrase = ""
     with db.connection() as conn:
         found = apikeys.load(conn, key, passphrase)
     if isinstance(found, str):
