@@ -15,7 +15,8 @@ from chalice import Blueprint, Response
 from chalice.app import BadRequestError
 
 from chalicelib.api import openapi, ratelimit
-from chalicelib.core.errors import ApiError, Forbidden
+from chalicelib.api.bodies import text_ok
+from chalicelib.core.errors import ApiError, Forbidden, NotFound
 from chalicelib.core.money import MoneyError
 from chalicelib.identity.auth import authenticate
 from chalicelib.platform.logs import logger
@@ -33,6 +34,13 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return json_response({"message": message}, status, headers)
+
+
+def check_path_parameters(values: dict[str, Any]) -> None:
+    """A path parameter names a row; text that no row can hold (NUL, a lone surrogate) names
+    none, and Postgres would refuse to compare it."""
+    if not all(text_ok(v) for v in values.values() if isinstance(v, str)):
+        raise NotFound("NotFound")
 
 
 def route(
@@ -77,12 +85,14 @@ def route(
                 if auth is None:
                     ip = (req.context or {}).get("identity", {}).get("sourceIp", "?")
                     ratelimit.take(f"ip:{ip}", ratelimit.public())
+                    check_path_parameters(kwargs)
                     result = fn(*args, **kwargs)
                 else:
                     principal = authenticate(req, None if auth == "session" else auth)
                     if auth == "session" and principal.token is None:
                         raise Forbidden("this route needs a logged-in session, not an API key")
                     ratelimit.take(principal.bucket, ratelimit.private())
+                    check_path_parameters(kwargs)
                     result = fn(principal, *args, **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, exc.message, exc.headers)
