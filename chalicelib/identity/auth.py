@@ -62,7 +62,7 @@ def _api_key(request: Request) -> Principal:
     passphrase = headers.get("cb-access-passphrase", "")
     if not key or len(key) > 64 or not key.isascii() or not key.isprintable():
         raise Unauthorized("Invalid API Key")
-    if not passphrase.isprintable():  # no key has one (apikeys.parse_passphrase): it cannot match
+    if not passphrase.isprintable():  # no key's (apikeys.parse_passphrase); "" matches no key
         passphrase = ""
     with db.connection() as conn:
         found = apikeys.load(conn, key, passphrase)
