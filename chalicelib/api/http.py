@@ -16,7 +16,8 @@ from chalice import Blueprint, Response
 from chalice.app import BadRequestError, Request
 
 from chalicelib.api import openapi, ratelimit
-from chalicelib.core.errors import ApiError, Forbidden
+from chalicelib.api.bodies import text_ok
+from chalicelib.core.errors import ApiError, Forbidden, NotFound
 from chalicelib.core.money import MoneyError
 from chalicelib.identity.auth import authenticate
 from chalicelib.platform.logs import logger
@@ -39,6 +40,13 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 def client_ip(request: Request) -> str:
     """The caller's address as API Gateway (or `chalice local`) saw it."""
     return str((request.context or {}).get("identity", {}).get("sourceIp") or "?")
+
+
+def check_path_parameters(values: dict[str, Any]) -> None:
+    """A path parameter names a row; text that no row can hold (NUL, a lone surrogate) names
+    none, and Postgres would refuse to compare it."""
+    if not all(text_ok(v) for v in values.values() if isinstance(v, str)):
+        raise NotFound("NotFound")
 
 
 def route(
@@ -83,6 +91,7 @@ def route(
                 ip = client_ip(req)
                 if auth is None:
                     ratelimit.take(ratelimit.public_bucket(ip), fail_open=True)
+                    check_path_parameters(kwargs)
                     result = fn(*args, **kwargs)
                 else:
                     # The per-IP token is taken with the failure budgets' check, in one call
@@ -96,6 +105,7 @@ def route(
                     if auth == "session" and principal.token is None:
                         raise Forbidden("this route needs a logged-in session, not an API key")
                     ratelimit.take(ratelimit.user_bucket(principal.user_id), fail_open=False)
+                    check_path_parameters(kwargs)
                     result = fn(principal, *args, **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, exc.message, exc.headers)

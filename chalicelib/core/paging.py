@@ -13,6 +13,7 @@ from chalicelib.core.errors import BadRequest
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_INT_CURSOR = 2**63 - 1  # ids are Postgres bigints
 
 PARAMETERS: tuple[dict[str, Any], ...] = (
     {
@@ -33,13 +34,24 @@ class Page:
     after: str | None
 
 
+def _ascii_int(value: str, max_digits: int) -> int | None:
+    """`value` as an integer if it is at most `max_digits` ASCII digits, else None.
+
+    str.isdigit alone admits other scripts' digits and superscripts, which int() reads
+    differently or refuses; a cursor or limit is plain ASCII digits."""
+    if not value or len(value) > max_digits or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
 def parse(query: Mapping[str, str] | None) -> Page:
     query = query or {}
     raw = query.get("limit")
+    number = None if raw is None else _ascii_int(raw, 19)
     if raw is None:
         limit = DEFAULT_LIMIT
-    elif raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT:
-        limit = int(raw)
+    elif number is not None and 1 <= number <= MAX_LIMIT:
+        limit = number
     else:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
     before, after = query.get("before"), query.get("after")
@@ -51,9 +63,10 @@ def parse(query: Mapping[str, str] | None) -> Page:
 def int_cursor(value: str | None, name: str) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 19:
+    number = _ascii_int(value, 19)
+    if number is None or number > MAX_INT_CURSOR:
         raise BadRequest(f"{name} must be a cursor from CB-BEFORE or CB-AFTER")
-    return int(value)
+    return number
 
 
 def headers(first: str | None, last: str | None) -> dict[str, str]:
@@ -67,6 +80,7 @@ def headers(first: str | None, last: str | None) -> dict[str, str]:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 
 
 def encode_ts_cursor(created_at: datetime, row_id: str) -> str:
@@ -77,8 +91,9 @@ def encode_ts_cursor(created_at: datetime, row_id: str) -> str:
 def ts_cursor(value: str, name: str) -> tuple[datetime, str]:
     micros, _, row_id = value.partition("_")
     try:
-        if not micros.isdigit() or len(micros) > 18:
+        number = _ascii_int(micros, 18)
+        if number is None or number > _MAX_MICROS:
             raise ValueError(micros)
-        return _EPOCH + int(micros) * _MICROSECOND, str(uuid.UUID(row_id))
+        return _EPOCH + number * _MICROSECOND, str(uuid.UUID(row_id))
     except ValueError as exc:
         raise BadRequest(f"{name} must be a cursor from CB-BEFORE or CB-AFTER") from exc

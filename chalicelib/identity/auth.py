@@ -92,8 +92,10 @@ def _api_key(request: Request) -> Principal:
     provided = headers.get("cb-access-sign", "")
     timestamp = headers.get("cb-access-timestamp", "")
     passphrase = headers.get("cb-access-passphrase", "")
-    if not key or len(key) > 64:
+    if not key or len(key) > 64 or not key.isascii() or not key.isprintable():
         raise Unauthorized("Invalid API Key")
+    if not passphrase.isprintable():  # no key's (apikeys.parse_passphrase); "" matches no key
+        passphrase = ""
     found = guard.load_key(key, passphrase)
     if isinstance(found, str):
         raise Unauthorized(found)

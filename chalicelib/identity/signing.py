@@ -11,6 +11,7 @@ import hmac
 import math
 
 MAX_SKEW_S = 30
+MAX_TIMESTAMP_CHARS = 32  # unix seconds with any sensible number of decimals
 
 
 def sign(secret_b64: str, timestamp: str, method: str, path: str, body: str) -> str:
@@ -24,6 +25,10 @@ def signature(secret: bytes, timestamp: str, method: str, path: str, body: str) 
 
 
 def timestamp_ok(timestamp: str, now: float) -> bool:
+    """Unix seconds in ASCII within MAX_SKEW_S of `now` (float() alone also reads other
+    scripts' digits)."""
+    if len(timestamp) > MAX_TIMESTAMP_CHARS or not timestamp.isascii():
+        return False
     try:
         value = float(timestamp)
     except ValueError:
@@ -34,4 +39,8 @@ def timestamp_ok(timestamp: str, now: float) -> bool:
 def matches(
     secret: bytes, provided: str, timestamp: str, method: str, path: str, body: str
 ) -> bool:
+    """Whether `provided` is the request's signature. A signature is base64, so ASCII:
+    hmac.compare_digest refuses to compare non-ASCII str at all."""
+    if not provided.isascii():
+        return False
     return hmac.compare_digest(signature(secret, timestamp, method, path, body), provided)

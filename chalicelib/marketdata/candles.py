@@ -27,14 +27,18 @@ from chalicelib.platform.config import settings
 
 GRANULARITIES = (60, 300, 900, 3600, 21600, 86400)
 MAX_CANDLES = 300
+MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime (and ISO 8601) holds
 
 
 def parse_time(value: str, name: str) -> int:
     """ISO 8601 / RFC 3339 (what ccxt and Coinbase's docs send) or unix seconds."""
     text = value.strip()
     try:
-        if text.replace(".", "", 1).isdigit():
-            return int(Decimal(text))
+        if text.isascii() and text.replace(".", "", 1).isdigit():
+            seconds = int(Decimal(text))
+            if seconds > MAX_TIME:
+                raise ValueError(text)
+            return seconds
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, ArithmeticError) as exc:
         raise BadRequest(f"{name} must be an ISO 8601 time or unix seconds") from exc
@@ -48,7 +52,7 @@ def parse_range(query: Mapping[str, str], now: float) -> tuple[int, int, int]:
     raw = query.get("granularity")
     if raw is None:
         granularity = 60
-    elif raw.isdigit() and int(raw) in GRANULARITIES:
+    elif raw.isascii() and raw.isdigit() and len(raw) <= 6 and int(raw) in GRANULARITIES:
         granularity = int(raw)
     else:
         allowed = ", ".join(str(g) for g in GRANULARITIES)

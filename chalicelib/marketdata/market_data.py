@@ -218,6 +218,8 @@ def trades(product_id: str, query: Mapping[str, str] | None) -> tuple[list[Any],
     page = paging.parse(query)
     after = paging.int_cursor(page.after, "after")
     before = paging.int_cursor(page.before, "before")
+    if after is not None and after <= 1:
+        return [], {}  # trade ids start at 1: nothing is older (and "(0-0" ends no stream range)
     rows = _trades_from_redis(p, page.limit, before, after)
     if rows is None:
         with db.connection() as conn:

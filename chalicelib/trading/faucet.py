@@ -36,6 +36,8 @@ def grant(conn: psycopg.Connection, user_id: str, currency: object, amount: obje
     if not isinstance(currency, str) or currency not in ASSETS:
         raise BadRequest(f"currency must be one of {', '.join(ASSETS)}")
     asset = ASSETS[currency]
+    if not isinstance(amount, str):  # a decimal string (API.md), never a JSON number
+        raise BadRequest("amount must be a decimal string")
     value = parse_decimal(amount, "amount")
     if value > MAX_PER_CALL[currency]:
         raise BadRequest(f"amount must be at most {MAX_PER_CALL[currency]} {currency}")

@@ -81,9 +81,12 @@ def _choice(body: dict[str, Any], name: str, options: tuple[str, ...], default: 
 
 
 def _amount(body: dict[str, Any], name: str) -> Decimal | None:
+    """An amount or price: a decimal string (API.md), never a JSON number."""
     value = body.get(name)
     if value is None:
         return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a decimal string")
     try:
         return parse_decimal(value, name)
     except MoneyError as exc:
