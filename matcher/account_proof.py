@@ -94,14 +94,14 @@ _ACCOUNTS = f"""WITH {_SIDES},
 # all their columns: each ledger row of a trade is matched to the one row of its trade it can
 # be (by its order: the side; by account, asset, type and amount: which of the side's up to
 # four rows), numbered by a bit (side 1 or 16 times 1 base, 2 quote, 4 fee, 8 the fee
-# account's fee), 0 if it is none of them. A trade's rows are exactly right when none is 0,
-# their bits together are the ones its fees call for, and there are as many rows as bits: so
-# no row is missing, none is there twice, and none is foreign. The ledger rows checked are
+# account's fee), 256 if it is none of them. A trade's rows are exactly right when their bits
+# together are the ones its fees call for and there are as many rows as bits: so no row is
+# missing, none is there twice, and none is foreign. The ledger rows checked are
 # those that name a trade or are of type match.
 _TRADES_WRONG = f"""WITH {_SIDES},
          roles AS (
            SELECT l.product_id, l.trade_id, CASE
-             WHEN l.transfer_id IS NOT NULL OR s.bit IS NULL THEN 0
+             WHEN l.transfer_id IS NOT NULL OR s.bit IS NULL THEN 256
              WHEN b.user_id = s.user_id AND b.asset = s.base AND l.type = 'match'
                   AND l.amount = CASE s.side WHEN 'buy' THEN s.size ELSE -s.size END
                THEN s.bit
@@ -114,15 +114,14 @@ _TRADES_WRONG = f"""WITH {_SIDES},
              WHEN b.user_id = s.fee_user AND b.asset = s.quote AND l.type = 'fee'
                   AND l.amount = s.fee
                THEN 8 * s.bit
-             ELSE 0 END AS bit
+             ELSE 256 END AS bit
            FROM ledger_entries l
            LEFT JOIN balances b ON b.id = l.balance_id
            LEFT JOIN sides s ON s.product_id = l.product_id AND s.trade_id = l.trade_id
              AND s.order_id = l.order_id
            WHERE l.trade_id IS NOT NULL OR l.type = 'match'),
          found AS (
-           SELECT product_id, trade_id, count(*) AS n, bit_or(bit) AS bits,
-                  bool_and(bit <> 0) AS known
+           SELECT product_id, trade_id, count(*) AS n, bit_or(bit) AS bits
            FROM roles GROUP BY product_id, trade_id),
          wanted AS (
            SELECT product_id, trade_id,
@@ -134,7 +133,7 @@ _TRADES_WRONG = f"""WITH {_SIDES},
        SELECT coalesce(w.product_id, f.product_id), coalesce(w.trade_id, f.trade_id)
        FROM wanted w
        FULL JOIN found f ON f.product_id = w.product_id AND f.trade_id = w.trade_id
-       WHERE f.n IS NULL OR w.n IS NULL OR NOT f.known OR f.bits <> w.bits OR f.n <> w.n
+       WHERE f.n IS NULL OR w.n IS NULL OR f.bits <> w.bits OR f.n <> w.n
        ORDER BY 1, 2 LIMIT 100"""
 
 # The rows that differ, for the trades `_TRADES_WRONG` found (by trade id, of any product; and
