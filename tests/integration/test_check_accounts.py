@@ -1,10 +1,11 @@
 """`exchange check` proves every account, not only every asset's total (matcher/account_proof.py,
 checks 6 and 7 of matcher/check.py).
 
-Each test settles real trades through the matcher (the `flow` fixture: a database of its own),
-then plants one misrouting of funds the way a settlement bug would write it: the balances and
-the ledger rows agree with each other, so every asset's total, every balance's ledger sum, the
-trades and the replay all still pass, and only the per-account proof sees it.
+Each test settles real trades through the matcher (the `flow` fixture: a database of its own).
+The first checks that every source of an account is counted; each of the others then plants one
+misrouting of funds the way a settlement bug would write it: the balances and the ledger rows
+agree with each other, so every asset's total, every balance's ledger sum, the trades and the
+replay all still pass, and only the per-account proof sees it.
 """
 
 from __future__ import annotations
