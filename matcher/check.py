@@ -16,6 +16,11 @@ Each check adds a line per violation (capped per check) to the report:
 5. replay: per product, the orders' submits (by accepted_seq) and explicit cancels (by
    cancel_seq), fed in that order through a fresh engine, reproduce exactly the product's
    trades, its gap-free sequence up to product_state.last_seq, and its open orders.
+6. accounts: every (account, asset)'s available + hold == its completed deposits - completed
+   withdrawals + the effect of every trade on it, read from the trade and both its orders.
+7. trade ledger: each trade has exactly the ledger rows it calls for: accounts, assets, types
+   and amounts. 6 and 7 recompute from the source tables what 1 and 3 only total
+   (matcher/account_proof.py): they see funds credited to the wrong account.
 
 Check 5 is incremental: after a product's replay passed, a checkpoint of the replayed book at
 product_state.last_seq is stored (table check_checkpoints, migration 0005), and the next run
@@ -36,6 +41,7 @@ import psycopg
 from chalicelib.core.catalog import PRODUCTS
 from chalicelib.core.order_rows import ORDER_COLUMNS, order_row
 from matcher import checkpoints
+from matcher.account_proof import check_accounts, check_trade_ledger
 from matcher.books import OrderState, Rules
 from matcher.engine import Fill
 
@@ -91,6 +97,8 @@ def run_check(
         _holds(conn, report)
         _ledger(conn, report)
         _trades(conn, report)
+        check_accounts(conn, report)
+        check_trade_ledger(conn, report)
         stored = checkpoints.table_exists(conn)
         passed = []
         for product_id in products or PRODUCTS:
