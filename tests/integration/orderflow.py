@@ -27,6 +27,7 @@ from chalicelib.messaging.order_queue import QueueMessage
 from chalicelib.messaging.sqs import sqs_client
 from chalicelib.platform.config import Settings
 from chalicelib.platform.db import write_checks
+from matcher.check import run_check
 from matcher.coordinator import Matcher
 from matcher.faults import Faults
 from matcher.options import Options
@@ -318,3 +319,26 @@ def stored_trades(flow: Flow, product_id: str) -> list[tuple]:
         (t["maker_order_id"], t["taker_order_id"], t["price"], t["size"])
         for t in flow.trades(product_id)
     ]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """One BTC-USD trade settled through the matcher, with `exchange check` passing."""
+
+    seller: str  # the maker: its ask rested first
+    buyer: str  # the taker
+    trade: dict[str, Any]
+
+
+def settled_trade(flow: Flow, product_id: str = "BTC-USD") -> Settled:
+    """A seller's ask of 0.5 BTC at 30,000 crossed by a buy of 0.2: one trade, checked clean."""
+    seller = flow.user(BTC="1")
+    buyer = flow.user(USD="100000")
+    flow.place(seller, product_id, "sell", "30000.00", "0.5")
+    flow.place(buyer, product_id, "buy", "30000.00", "0.2")
+    flow.run()
+    (trade,) = flow.trades(product_id)
+    assert flow.order(trade["maker_order_id"])["user_id"] == seller
+    report = run_check(flow.cfg.database_url)
+    assert report.ok, report.text()
+    return Settled(seller, buyer, trade)

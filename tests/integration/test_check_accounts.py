@@ -11,37 +11,16 @@ replay all still pass, and only the per-account proof sees it.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.core import balances
 from chalicelib.core.catalog import fee_account
 from chalicelib.trading import faucet
 from matcher.check import Report, run_check
-from tests.integration.orderflow import Flow, units, write_moves
+from tests.integration.orderflow import Flow, settled_trade, units, write_moves
 
 PID = "BTC-USD"
 NEW_CHECKS = ("[accounts]", "[trade ledger]")
-
-
-@dataclass(frozen=True)
-class Settled:
-    seller: str  # the maker: its ask rested first
-    buyer: str  # the taker
-    trade: dict[str, Any]
-
-
-def _trade(flow: Flow) -> Settled:
-    seller = flow.user(BTC="1")
-    buyer = flow.user(USD="100000")
-    flow.place(seller, PID, "sell", "30000.00", "0.5")
-    flow.place(buyer, PID, "buy", "30000.00", "0.2")
-    flow.run()
-    (trade,) = flow.trades(PID)
-    assert flow.order(trade["maker_order_id"])["user_id"] == seller
-    report = run_check(flow.cfg.database_url)
-    assert report.ok, report.text()
-    return Settled(seller, buyer, trade)
 
 
 def _misrouted(flow: Flow) -> Report:
@@ -98,7 +77,7 @@ def _rehome(flow: Flow, entry_id: int, user_id: str, asset: str) -> None:
 def test_every_source_of_an_account_is_counted(flow: Flow) -> None:
     """Deposits, faucet grants, completed and pending withdrawals (their fee included), and
     trades with fees on both sides, a market order's among them: every account checks out."""
-    s = _trade(flow)
+    s = settled_trade(flow)
     with flow.conn.transaction():
         faucet.grant(flow.conn, s.seller, "USD", "250.00")
     withdrawn, pending = str(uuid.uuid4()), str(uuid.uuid4())
@@ -134,7 +113,7 @@ def test_every_source_of_an_account_is_counted(flow: Flow) -> None:
 
 
 def test_the_base_credited_to_the_maker_instead_of_the_taker_is_reported(flow: Flow) -> None:
-    s = _trade(flow)
+    s = settled_trade(flow)
     size = s.trade["size"]
     taker_order = s.trade["taker_order_id"]
     entry, _ = _ledger_row(flow, s.trade, s.buyer, "BTC", "match", taker_order)
@@ -154,7 +133,7 @@ def test_the_base_credited_to_the_maker_instead_of_the_taker_is_reported(flow: F
 
 
 def test_a_fee_credited_to_another_products_fee_account_is_reported(flow: Flow) -> None:
-    s = _trade(flow)
+    s = settled_trade(flow)
     fee = s.trade["taker_fee"]
     assert fee > 0
     ours, theirs = fee_account(PID), fee_account("ETH-USD")
@@ -174,7 +153,7 @@ def test_a_fee_credited_to_another_products_fee_account_is_reported(flow: Flow) 
 
 def test_a_quote_amount_moved_between_the_parties_is_reported(flow: Flow) -> None:
     """The seller is paid a dollar less and the buyer charged a dollar less."""
-    s = _trade(flow)
+    s = settled_trade(flow)
     dollar = units("1", "USD")
     funds = s.trade["funds"]
     paid, _ = _ledger_row(flow, s.trade, s.seller, "USD", "match", s.trade["maker_order_id"])
@@ -202,7 +181,7 @@ def test_a_quote_amount_moved_between_the_parties_is_reported(flow: Flow) -> Non
 def test_a_trade_missing_one_ledger_row_is_reported(flow: Flow) -> None:
     """The buyer's fee row is missing, its amount folded into the buyer's match row: each
     balance still equals its ledger's sum, and every balance is right."""
-    s = _trade(flow)
+    s = settled_trade(flow)
     taker_order = s.trade["taker_order_id"]
     fee_row, fee = _ledger_row(flow, s.trade, s.buyer, "USD", "fee", taker_order)
     match_row, _ = _ledger_row(flow, s.trade, s.buyer, "USD", "match", taker_order)

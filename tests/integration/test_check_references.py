@@ -11,20 +11,13 @@ from __future__ import annotations
 import uuid
 
 from matcher.check import run_check
-from tests.integration.orderflow import Flow
+from tests.integration.orderflow import Flow, settled_trade
 
 PID = "BTC-USD"
 
 
 def _trade(flow: Flow) -> int:
-    seller = flow.user(BTC="1")
-    buyer = flow.user(USD="100000")
-    flow.place(seller, PID, "sell", "30000.00", "0.5")
-    flow.place(buyer, PID, "buy", "30000.00", "0.2")
-    flow.run()
-    (trade,) = flow.trades(PID)
-    assert run_check(flow.cfg.database_url).ok
-    return int(trade["trade_id"])
+    return int(settled_trade(flow).trade["trade_id"])
 
 
 def _problems(flow: Flow, check: str) -> list[str]:
